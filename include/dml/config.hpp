@@ -1,0 +1,65 @@
+// dml/config.hpp: compiler portability macros and the library's error type.
+#pragma once
+
+#include <cstdint>
+#include <source_location>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+// DML_HD marks functions that run on both host and device. Under nvcc they are
+// compiled for both; a host compiler sees plain inline functions.
+#if defined(__CUDACC__)
+#define DML_HD __host__ __device__ __forceinline__
+#else
+#define DML_HD inline
+#endif
+
+namespace dml {
+
+// Error is thrown for bad input: a shape mismatch, a malformed file, a bad
+// argument. what() holds the message followed by " [at file:line]".
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message,
+                 std::source_location where = std::source_location::current())
+      : std::runtime_error(message + " [at " + short_file(where.file_name()) + ":" +
+                           std::to_string(where.line()) + "]"),
+        message_(message),
+        file_(where.file_name()),
+        line_(where.line()) {}
+
+  // The message without the location suffix.
+  const std::string& message() const noexcept { return message_; }
+  const char* file() const noexcept { return file_; }
+  std::uint_least32_t line() const noexcept { return line_; }
+
+ private:
+  static std::string short_file(const char* path) {
+    std::string p(path);
+    auto pos = p.rfind("include/dml/");
+    return pos == std::string::npos ? p : p.substr(pos + 8);
+  }
+  std::string message_;
+  const char* file_;
+  std::uint_least32_t line_;
+};
+
+namespace detail {
+template <class... Args>
+std::string concat(Args&&... args) {
+  std::ostringstream os;
+  (os << ... << std::forward<Args>(args));
+  return os.str();
+}
+}  // namespace detail
+
+}  // namespace dml
+
+// DML_CHECK(cond, parts...) throws dml::Error built from the streamed parts
+// when cond is false. For bad input only; internal invariants use assert.
+#define DML_CHECK(cond, ...)                                     \
+  do {                                                           \
+    if (!(cond)) throw ::dml::Error(::dml::detail::concat(__VA_ARGS__)); \
+  } while (0)

@@ -1,0 +1,96 @@
+// dml/core/autograd.hpp: the define-by-run graph: nodes, grad mode, recording.
+//
+// Every differentiable op computes its output, then calls detail::record with
+// its inputs and one backward closure. The closure receives the gradient of the
+// output and which inputs need a gradient, and returns one gradient per input
+// (an undefined tensor where none is needed). Saved tensors are the only state
+// a closure keeps. Tensor::backward (tensor.hpp) walks the graph.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "../config.hpp"
+#include "device.hpp"
+
+namespace dml {
+
+template <class T, class D>
+class Tensor;
+
+// Whether ops record a graph. Thread-local; NoGrad switches it off in a scope.
+class GradMode {
+ public:
+  static bool enabled() noexcept { return flag(); }
+  static void set_enabled(bool on) noexcept { flag() = on; }
+
+ private:
+  static bool& flag() noexcept {
+    thread_local bool on = true;
+    return on;
+  }
+};
+
+// RAII guard for inference: no graph is recorded while it lives.
+class NoGrad {
+ public:
+  NoGrad() noexcept : prev_(GradMode::enabled()) { GradMode::set_enabled(false); }
+  ~NoGrad() { GradMode::set_enabled(prev_); }
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Which inputs of a node want a gradient.
+class Needs {
+ public:
+  void set(std::size_t i) noexcept { bits_ |= (1u << i); }
+  bool operator[](std::size_t i) const noexcept { return (bits_ >> i) & 1u; }
+  bool any() const noexcept { return bits_ != 0; }
+
+ private:
+  std::uint32_t bits_ = 0;
+};
+
+namespace detail {
+
+template <class T, class D>
+struct TensorImpl;
+
+template <class T, class D>
+struct Node;
+
+// Where the gradient of one input goes: the node that produced it, or the leaf
+// tensor itself. Both empty when that input needs no gradient.
+template <class T, class D>
+struct Edge {
+  std::shared_ptr<Node<T, D>> node;
+  std::shared_ptr<TensorImpl<T, D>> leaf;
+};
+
+template <class T, class D>
+struct Node {
+  using Grads = std::vector<Tensor<T, D>>;
+  using Backward = std::function<Grads(const Tensor<T, D>& grad_out, Needs needs)>;
+
+  const char* name = "";
+  std::vector<Edge<T, D>> edges;
+  Needs needs;
+  Backward backward;
+  bool released = false;
+
+  // Drops the closure (and so the saved tensors) and the edges.
+  void release() {
+    backward = nullptr;
+    edges.clear();
+    edges.shrink_to_fit();
+    released = true;
+  }
+};
+
+}  // namespace detail
+}  // namespace dml
