@@ -83,6 +83,24 @@ struct Node {
   Backward backward;
   bool released = false;
 
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Tears a long chain down iteratively: a recursive cascade of shared_ptr
+  // destructors would overflow the stack for deep graphs never backpropagated.
+  ~Node() {
+    std::vector<std::shared_ptr<Node>> pending;
+    for (auto& e : edges)
+      if (e.node) pending.push_back(std::move(e.node));
+    while (!pending.empty()) {
+      std::shared_ptr<Node> n = std::move(pending.back());
+      pending.pop_back();
+      if (n.use_count() == 1)
+        for (auto& e : n->edges)
+          if (e.node) pending.push_back(std::move(e.node));
+    }
+  }
+
   // Drops the closure (and so the saved tensors) and the edges.
   void release() {
     backward = nullptr;

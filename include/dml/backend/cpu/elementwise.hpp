@@ -35,7 +35,7 @@ struct Elementwise {
   }
   // out = f(a, b) under a broadcast plan; rows of the last dimension run contiguously.
   template <class F, class T>
-  static void broadcast_zip(F f, const detail::BroadcastPlan& p, const T* a, const T* b, T* out) {
+  static void broadcast_zip(F f, const ::dml::detail::BroadcastPlan& p, const T* a, const T* b, T* out) {
     std::int64_t inner = p.rank ? p.dims[p.rank - 1] : 1;
     std::int64_t rows = inner ? p.numel() / inner : 0;
     std::int64_t ia = p.rank ? p.sa[p.rank - 1] : 0, ib = p.rank ? p.sb[p.rank - 1] : 0;
@@ -51,7 +51,7 @@ struct Elementwise {
   }
   // out[t] = sum of `full` over the plan's reduced dimensions; fixed order.
   template <class T>
-  static void reduce_to(const detail::ReducePlan& p, const T* full, T* out, std::int64_t target_numel) {
+  static void reduce_to(const ::dml::detail::ReducePlan& p, const T* full, T* out, std::int64_t target_numel) {
     parallel_for(
         target_numel,
         [&](std::int64_t t) {

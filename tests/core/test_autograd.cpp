@@ -1,0 +1,118 @@
+#include <doctest/doctest.h>
+
+#include <dml/dml.hpp>
+
+using namespace dml;
+using TD = Tensor<double>;
+
+TEST_CASE("gradients of a small expression match the hand-derived values") {
+  // f = sum(x * y + x^2) -> df/dx = y + 2x, df/dy = x
+  auto x = TD::from_vector({1, 2, 3}).requires_grad_();
+  auto y = TD::from_vector({4, 5, 6}).requires_grad_();
+  auto f = ops::sum(x * y + ops::square(x));
+  CHECK(f.item() == doctest::Approx(4 + 10 + 18 + 1 + 4 + 9));
+  f.backward();
+  CHECK(x.grad().to_vector() == std::vector<double>{6, 9, 12});
+  CHECK(y.grad().to_vector() == std::vector<double>{1, 2, 3});
+}
+
+TEST_CASE("a tensor used twice accumulates both gradients") {
+  auto x = TD::from_vector({2.0}).requires_grad_();
+  auto f = ops::sum(x * x * x);  // d/dx x^3 = 3x^2 = 12
+  f.backward();
+  CHECK(x.grad().item() == doctest::Approx(12));
+  // A second graph adds to the leaf's gradient until zero_grad.
+  ops::sum(x + x).backward();
+  CHECK(x.grad().item() == doctest::Approx(14));
+  x.zero_grad();
+  CHECK_FALSE(x.grad().defined());
+}
+
+TEST_CASE("backward with an explicit output gradient") {
+  auto x = TD::from_vector({1, 2, 3}).requires_grad_();
+  auto y = x * 3.0;
+  y.backward(TD::from_vector({1, 10, 100}));
+  CHECK(x.grad().to_vector() == std::vector<double>{3, 30, 300});
+  auto z = x * 2.0;
+  CHECK_THROWS_WITH_AS(z.backward(), doctest::Contains("pass a gradient for a non-scalar output"), Error);
+  CHECK_THROWS_WITH_AS(z.backward(TD::ones({2})), doctest::Contains("gradient shape [2] differs from output shape [3]"),
+                       Error);
+}
+
+TEST_CASE("the graph is freed after backward and a second backward is a clear error") {
+  auto x = TD::from_vector({1, 2}).requires_grad_();
+  auto y = ops::exp(x);
+  auto f = ops::sum(y);
+  std::weak_ptr<detail::Node<double, Cpu>> node = y.grad_fn();
+  f.backward();
+  CHECK(y.grad_fn()->released);
+  CHECK(y.grad_fn()->edges.empty());
+  CHECK_THROWS_WITH_AS(f.backward(), doctest::Contains("already freed"), Error);
+  CHECK(node.lock() != nullptr);  // the node object lives while y does, its contents do not
+}
+
+TEST_CASE("NoGrad records no graph and restores the previous mode") {
+  auto x = TD::from_vector({1, 2}).requires_grad_();
+  {
+    NoGrad guard;
+    auto y = ops::exp(x);
+    CHECK_FALSE(y.requires_grad());
+    CHECK(y.is_leaf());
+    {
+      NoGrad nested;
+    }
+    CHECK_FALSE(GradMode::enabled());
+  }
+  CHECK(GradMode::enabled());
+  CHECK(ops::exp(x).requires_grad());
+}
+
+TEST_CASE("a 200-deep chain does not overflow the stack") {
+  auto x = TD::from_vector({0.5, -0.25}).requires_grad_();
+  TD y = x;
+  for (int i = 0; i < 200; ++i) y = ops::tanh(y) * 1.01 + 0.001;
+  ops::sum(y).backward();
+  auto g = x.grad().to_vector();
+  CHECK(std::isfinite(g[0]));
+  CHECK(g[0] > 0);
+}
+
+TEST_CASE("a 100000-deep chain is walked iteratively") {
+  auto x = TD::from_vector({1.0}).requires_grad_();
+  TD y = x;
+  for (int i = 0; i < 100000; ++i) y = y + 1.0;
+  ops::sum(y).backward();
+  CHECK(x.grad().item() == 1.0);
+}
+
+TEST_CASE("inputs that need no gradient get none") {
+  auto x = TD::from_vector({1, 2}).requires_grad_();
+  auto c = TD::from_vector({3, 4});
+  ops::sum(x * c).backward();
+  CHECK(x.grad().defined());
+  CHECK_FALSE(c.grad().defined());
+  CHECK_THROWS_WITH_AS(TD::from_vector({1.0}).backward(), doctest::Contains("does not require grad"), Error);
+}
+
+TEST_CASE("backward through a reshape view reaches the leaf") {
+  auto x = TD::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}).requires_grad_();
+  auto y = ops::sum(ops::square(x.reshape({3, 2})), 1);
+  ops::sum(y).backward();
+  CHECK(x.grad().shape() == Shape{2, 3});
+  CHECK(x.grad().to_vector() == std::vector<double>{2, 4, 6, 8, 10, 12});
+}
+
+TEST_CASE("requires_grad_ on a non-leaf is an error") {
+  auto x = TD::from_vector({1.0}).requires_grad_();
+  auto y = ops::exp(x);
+  CHECK_THROWS_WITH_AS(y.requires_grad_(), doctest::Contains("only leaf tensors"), Error);
+}
+
+TEST_CASE("a deep graph that is never backpropagated is destroyed without recursion") {
+  auto x = TD::from_vector({1.0}).requires_grad_();
+  {
+    TD y = x;
+    for (int i = 0; i < 200000; ++i) y = y * 1.0;
+  }
+  CHECK(x.grad_fn() == nullptr);
+}
