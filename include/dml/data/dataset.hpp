@@ -1,0 +1,362 @@
+// dml/data/dataset.hpp: an in-memory image dataset (normalised floats [N, C, H, W]
+// plus int64 labels), built from IDX files, an ImageSet or raw vectors, and the
+// functions that cut it: filter_classes, subset, take, stratified_split.
+//
+// Normalisation: pixel = (byte / 255 - mean) / stddev. load_idx computes mean and
+// stddev from the training split by default and applies the same values to the
+// test split; both Datasets record them.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../config.hpp"
+#include "../core/random.hpp"
+#include "../core/tensor.hpp"
+#include "idx.hpp"
+
+namespace dml::data {
+
+// How bytes become floats: (byte / 255 - mean) / stddev.
+struct Normalization {
+  double mean = 0.0;
+  double stddev = 1.0;
+  friend bool operator==(const Normalization&, const Normalization&) = default;
+};
+
+// The customary constants for MNIST (computed over the full 60k training set).
+inline constexpr Normalization kMnistNormalization{0.1307, 0.3081};
+
+// Options for building a Dataset from bytes.
+struct DatasetOptions {
+  // nullopt: mean and stddev of the (training) images' pixels, see pixel_stats.
+  std::optional<Normalization> normalization = std::nullopt;
+  // -1: one more than the largest label (over train and test for load_idx).
+  std::int64_t num_classes = -1;
+  // Empty, or one name per class.
+  std::vector<std::string> class_names = {};
+};
+
+namespace detail {
+inline std::int64_t max_label_plus_one(const std::vector<std::int64_t>& labels) {
+  std::int64_t m = -1;
+  for (auto l : labels) m = std::max(m, l);
+  return m + 1;
+}
+}  // namespace detail
+
+// An image dataset held in memory. Fields are public (data.test.labels reads
+// like the design card); validate() checks that they agree.
+struct Dataset {
+  Tensor<float, Cpu> images;                   // [N, C, H, W], normalised
+  std::vector<std::int64_t> labels;            // [N], each in 0..num_classes-1
+  std::vector<std::int64_t> original_labels;   // [N], labels before filter_classes remapped them
+  std::int64_t num_classes = 0;
+  std::vector<std::string> class_names;        // empty, or num_classes names (index = label)
+  double mean = 0.0, stddev = 1.0;             // the normalisation the images went through
+
+  std::int64_t size() const noexcept { return static_cast<std::int64_t>(labels.size()); }
+  bool empty() const noexcept { return labels.empty(); }
+  // [C, H, W].
+  Shape image_shape() const { return Shape{images.dim(1), images.dim(2), images.dim(3)}; }
+  std::int64_t channels() const { return images.dim(1); }
+  std::int64_t height() const { return images.dim(2); }
+  std::int64_t width() const { return images.dim(3); }
+  // C * H * W.
+  std::int64_t image_numel() const { return channels() * height() * width(); }
+  // The first float of image i (C*H*W floats follow). Throws when i is out of range.
+  const float* image(std::int64_t i) const {
+    DML_CHECK(i >= 0 && i < size(), "Dataset::image: index ", i, " is out of range for ", size(), " images");
+    return images.data() + i * image_numel();
+  }
+  Normalization normalization() const noexcept { return {mean, stddev}; }
+  // The normalised value of a black (0) pixel: what padding and rotation fill with.
+  float background() const noexcept { return static_cast<float>(-mean / stddev); }
+  // The labels as an int64 tensor [N] (a copy).
+  Tensor<std::int64_t, Cpu> label_tensor() const { return Tensor<std::int64_t, Cpu>::from_vector(labels); }
+
+  // Throws dml::Error when the fields disagree: images not [N, C, H, W] with N =
+  // labels.size() = original_labels.size(), a label outside 0..num_classes-1, a
+  // negative original label, class_names neither empty nor num_classes long, or a
+  // non-finite mean / non-positive stddev.
+  void validate() const {
+    DML_CHECK(images.defined(), "Dataset: images are undefined");
+    DML_CHECK(images.rank() == 4, "Dataset: images must be [N, C, H, W], got ", images.shape().str());
+    DML_CHECK(images.dim(0) == size(), "Dataset: ", images.dim(0), " images but ", size(), " labels");
+    DML_CHECK(original_labels.size() == labels.size(), "Dataset: ", original_labels.size(),
+              " original labels but ", labels.size(), " labels");
+    DML_CHECK(images.dim(1) >= 1 && images.dim(2) >= 1 && images.dim(3) >= 1,
+              "Dataset: empty image shape ", images.shape().str());
+    DML_CHECK(num_classes >= 0, "Dataset: negative num_classes ", num_classes);
+    for (std::size_t i = 0; i < labels.size(); ++i) {
+      DML_CHECK(labels[i] >= 0 && labels[i] < num_classes, "Dataset: label ", labels[i], " of sample ", i,
+                " is outside 0..", num_classes - 1);
+      DML_CHECK(original_labels[i] >= 0, "Dataset: original label ", original_labels[i], " of sample ", i,
+                " is negative");
+    }
+    DML_CHECK(class_names.empty() || static_cast<std::int64_t>(class_names.size()) == num_classes,
+              "Dataset: ", class_names.size(), " class names for ", num_classes, " classes");
+    DML_CHECK(std::isfinite(mean) && std::isfinite(stddev) && stddev > 0, "Dataset: bad normalisation mean ",
+              mean, ", stddev ", stddev);
+  }
+
+  // Wraps images that are already normalised: `values` is N*C*H*W floats, row
+  // major, image_shape is [C, H, W], num_classes -1 means max label + 1.
+  // Records mean 0, stddev 1 (background 0) unless `norm` says otherwise.
+  // Throws dml::Error on a size mismatch or a bad label.
+  static Dataset from_vectors(const std::vector<float>& values, const Shape& image_shape,
+                              std::vector<std::int64_t> labels, std::int64_t num_classes = -1,
+                              std::vector<std::string> class_names = {}, Normalization norm = {}) {
+    DML_CHECK(image_shape.rank() == 3, "Dataset::from_vectors: image_shape must be [C, H, W], got ",
+              image_shape.str());
+    const auto n = static_cast<std::int64_t>(labels.size());
+    const std::int64_t per = image_shape.numel();
+    DML_CHECK(per > 0, "Dataset::from_vectors: empty image shape ", image_shape.str());
+    DML_CHECK(static_cast<std::int64_t>(values.size()) == n * per, "Dataset::from_vectors: ", values.size(),
+              " values for ", n, " labels of images ", image_shape.str(), " (", n * per, " expected)");
+    Dataset ds;
+    ds.images = Tensor<float, Cpu>::from_vector(values, Shape{n, image_shape[0], image_shape[1], image_shape[2]});
+    ds.num_classes = num_classes >= 0 ? num_classes : detail::max_label_plus_one(labels);
+    ds.original_labels = labels;
+    ds.labels = std::move(labels);
+    ds.class_names = std::move(class_names);
+    ds.mean = norm.mean;
+    ds.stddev = norm.stddev;
+    ds.validate();
+    return ds;
+  }
+
+  // Normalises an ImageSet (C = 1) with opts.normalization, or with the set's own
+  // pixel statistics when that is nullopt. Throws dml::Error on a malformed set,
+  // a label outside 0..num_classes-1, or a constant image set with no normalization.
+  static Dataset from_images(const ImageSet& set, const DatasetOptions& opts = {});
+};
+
+// Train and test Datasets. load_idx normalises both with the training statistics.
+struct Splits {
+  Dataset train, test;
+};
+
+namespace detail {
+
+inline void check_image_set(const ImageSet& set, const char* who) {
+  DML_CHECK(set.count >= 0 && set.rows >= 1 && set.cols >= 1, who, ": bad ImageSet shape ", set.count, " x ",
+            set.rows, " x ", set.cols);
+  DML_CHECK(static_cast<std::int64_t>(set.pixels.size()) == set.count * set.rows * set.cols, who, ": ImageSet has ",
+            set.pixels.size(), " pixel bytes for ", set.count, " images of ", set.rows, " x ", set.cols);
+  DML_CHECK(static_cast<std::int64_t>(set.labels.size()) == set.count, who, ": ImageSet has ", set.labels.size(),
+            " labels for ", set.count, " images");
+}
+
+// Copies rows `indices` of ds (any order, repeats allowed) into a new Dataset
+// with the same metadata. Throws on an out-of-range index.
+inline Dataset gather(const Dataset& ds, std::span<const std::int64_t> indices, const char* who) {
+  ds.validate();
+  const std::int64_t n = static_cast<std::int64_t>(indices.size());
+  const std::int64_t per = ds.image_numel();
+  Dataset out;
+  out.images = Tensor<float, Cpu>::empty(Shape{n, ds.channels(), ds.height(), ds.width()});
+  out.labels.resize(indices.size());
+  out.original_labels.resize(indices.size());
+  const float* src = ds.images.data();
+  float* dst = out.images.data();
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t i = indices[static_cast<std::size_t>(k)];
+    DML_CHECK(i >= 0 && i < ds.size(), who, ": index ", i, " (position ", k, ") is out of range for ", ds.size(),
+              " samples");
+    if (per > 0) std::memcpy(dst + k * per, src + i * per, static_cast<std::size_t>(per) * sizeof(float));
+    out.labels[static_cast<std::size_t>(k)] = ds.labels[static_cast<std::size_t>(i)];
+    out.original_labels[static_cast<std::size_t>(k)] = ds.original_labels[static_cast<std::size_t>(i)];
+  }
+  out.num_classes = ds.num_classes;
+  out.class_names = ds.class_names;
+  out.mean = ds.mean;
+  out.stddev = ds.stddev;
+  return out;
+}
+
+// In-place Fisher-Yates shuffle driven by gen.
+inline void shuffle(std::vector<std::int64_t>& v, Generator& gen) {
+  for (std::size_t i = v.size(); i > 1; --i) {
+    const auto j = static_cast<std::size_t>(gen.below(i));
+    std::swap(v[i - 1], v[j]);
+  }
+}
+
+// Normalises bytes (count images of 1 x rows x cols) through a 256-entry table.
+inline Tensor<float, Cpu> normalise_bytes(const ImageSet& set, Normalization norm) {
+  float lut[256];
+  for (int b = 0; b < 256; ++b) lut[b] = static_cast<float>((b / 255.0 - norm.mean) / norm.stddev);
+  auto t = Tensor<float, Cpu>::empty(Shape{set.count, 1, set.rows, set.cols});
+  float* dst = t.data();
+  for (std::size_t i = 0; i < set.pixels.size(); ++i) dst[i] = lut[set.pixels[i]];
+  return t;
+}
+
+}  // namespace detail
+
+// Mean and (population) standard deviation of byte / 255 over every pixel of
+// `set`, computed exactly from a histogram. Throws for an empty set.
+inline Normalization pixel_stats(const ImageSet& set) {
+  detail::check_image_set(set, "pixel_stats");
+  DML_CHECK(!set.pixels.empty(), "pixel_stats: the ImageSet has no pixels");
+  std::uint64_t hist[256] = {};
+  for (std::uint8_t b : set.pixels) ++hist[b];
+  std::uint64_t sum = 0, sum_sq = 0;
+  for (std::uint64_t b = 0; b < 256; ++b) {
+    sum += b * hist[b];
+    sum_sq += b * b * hist[b];
+  }
+  const double n = static_cast<double>(set.pixels.size());
+  const double mean = static_cast<double>(sum) / n;                           // in bytes
+  const double var = std::max(0.0, static_cast<double>(sum_sq) / n - mean * mean);
+  return {mean / 255.0, std::sqrt(var) / 255.0};
+}
+
+inline Dataset Dataset::from_images(const ImageSet& set, const DatasetOptions& opts) {
+  detail::check_image_set(set, "Dataset::from_images");
+  Normalization norm;
+  if (opts.normalization) {
+    norm = *opts.normalization;
+  } else {
+    DML_CHECK(set.count > 0, "Dataset::from_images: cannot compute the normalisation of an empty ImageSet; "
+              "pass DatasetOptions::normalization");
+    norm = pixel_stats(set);
+    DML_CHECK(norm.stddev > 0, "Dataset::from_images: every pixel has the same value, so the standard deviation "
+              "is 0; pass DatasetOptions::normalization");
+  }
+  DML_CHECK(std::isfinite(norm.mean) && std::isfinite(norm.stddev) && norm.stddev > 0,
+            "Dataset::from_images: bad normalization mean ", norm.mean, ", stddev ", norm.stddev);
+  Dataset ds;
+  ds.images = detail::normalise_bytes(set, norm);
+  ds.labels = set.labels;
+  ds.original_labels = set.labels;
+  ds.num_classes = opts.num_classes >= 0 ? opts.num_classes : detail::max_label_plus_one(set.labels);
+  ds.class_names = opts.class_names;
+  ds.mean = norm.mean;
+  ds.stddev = norm.stddev;
+  ds.validate();
+  return ds;
+}
+
+// Normalises both splits with the training statistics (or opts.normalization);
+// num_classes -1 becomes one more than the largest label of either split.
+inline Splits make_splits(const IdxSplits& raw, DatasetOptions opts = {}) {
+  detail::check_image_set(raw.train, "make_splits (train)");
+  detail::check_image_set(raw.test, "make_splits (test)");
+  if (!opts.normalization) opts.normalization = pixel_stats(raw.train);
+  if (opts.num_classes < 0) {
+    std::int64_t m = -1;
+    for (auto l : raw.train.labels) m = std::max(m, l);
+    for (auto l : raw.test.labels) m = std::max(m, l);
+    opts.num_classes = m + 1;
+  }
+  return {Dataset::from_images(raw.train, opts), Dataset::from_images(raw.test, opts)};
+}
+
+// Reads the MNIST-style IDX files in `dir` (see load_idx_dir) into normalised
+// Datasets; the test split uses the training mean and stddev. Throws whatever
+// load_idx_dir and make_splits throw.
+inline Splits load_idx(const std::filesystem::path& dir, const DatasetOptions& opts = {}) {
+  return make_splits(load_idx_dir(dir), opts);
+}
+
+// Fashion-MNIST's class names, in label order (pass as DatasetOptions::class_names).
+inline std::vector<std::string> fashion_mnist_class_names() {
+  return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+}
+
+// What filter_classes does with the labels of the rows it keeps.
+enum class Relabel {
+  kRemap,  // keep[k] becomes label k; num_classes = keep.size(); class_names follow
+  kKeep,   // labels, num_classes and class_names stay as they are
+};
+
+// The rows whose label is in `keep` (labels as the dataset has them now), in
+// their original order. original_labels always carries the labels the rows had
+// when the dataset was first built, so a remapped dataset can still be scored
+// against the original classes. Throws for an empty keep, a repeated class or
+// one outside 0..num_classes-1.
+inline Dataset filter_classes(const Dataset& ds, const std::vector<std::int64_t>& keep,
+                              Relabel relabel = Relabel::kRemap) {
+  ds.validate();
+  DML_CHECK(!keep.empty(), "filter_classes: no classes to keep");
+  std::vector<std::int64_t> new_label(static_cast<std::size_t>(ds.num_classes), -1);
+  for (std::size_t k = 0; k < keep.size(); ++k) {
+    const std::int64_t c = keep[k];
+    DML_CHECK(c >= 0 && c < ds.num_classes, "filter_classes: class ", c, " is outside 0..", ds.num_classes - 1);
+    DML_CHECK(new_label[static_cast<std::size_t>(c)] < 0, "filter_classes: class ", c, " is listed twice");
+    new_label[static_cast<std::size_t>(c)] = static_cast<std::int64_t>(k);
+  }
+  std::vector<std::int64_t> rows;
+  for (std::int64_t i = 0; i < ds.size(); ++i)
+    if (new_label[static_cast<std::size_t>(ds.labels[static_cast<std::size_t>(i)])] >= 0) rows.push_back(i);
+  Dataset out = detail::gather(ds, rows, "filter_classes");
+  if (relabel == Relabel::kRemap) {
+    for (auto& l : out.labels) l = new_label[static_cast<std::size_t>(l)];
+    out.num_classes = static_cast<std::int64_t>(keep.size());
+    if (!ds.class_names.empty()) {
+      out.class_names.clear();
+      for (auto c : keep) out.class_names.push_back(ds.class_names[static_cast<std::size_t>(c)]);
+    }
+  }
+  return out;
+}
+
+// The rows `indices`, in that order (repeats allowed), as a new Dataset.
+// Throws for an index outside 0..size()-1.
+inline Dataset subset(const Dataset& ds, std::span<const std::int64_t> indices) {
+  return detail::gather(ds, indices, "subset");
+}
+inline Dataset subset(const Dataset& ds, const std::vector<std::int64_t>& indices) {
+  return subset(ds, std::span<const std::int64_t>(indices));
+}
+
+// n distinct rows chosen uniformly at random with Generator(seed), kept in
+// their original order. Throws unless 0 <= n <= size().
+inline Dataset take(const Dataset& ds, std::int64_t n, std::uint64_t seed) {
+  DML_CHECK(n >= 0 && n <= ds.size(), "take: cannot take ", n, " of ", ds.size(), " samples");
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(ds.size()));
+  std::iota(idx.begin(), idx.end(), std::int64_t{0});
+  Generator gen(seed);
+  for (std::int64_t i = 0; i < n; ++i) {  // partial Fisher-Yates: idx[0..n) is the sample
+    const auto j = i + static_cast<std::int64_t>(gen.below(static_cast<std::uint64_t>(ds.size() - i)));
+    std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
+  }
+  idx.resize(static_cast<std::size_t>(n));
+  std::sort(idx.begin(), idx.end());
+  return subset(ds, idx);
+}
+
+// Splits ds per class: of the n_c rows of class c, round(fraction * n_c) chosen
+// at random (Generator(seed), classes in ascending order) go to .train and the
+// rest to .test; both keep the original row order. Throws unless 0 <= fraction <= 1.
+inline Splits stratified_split(const Dataset& ds, double fraction, std::uint64_t seed) {
+  ds.validate();
+  DML_CHECK(fraction >= 0.0 && fraction <= 1.0, "stratified_split: fraction ", fraction, " is outside [0, 1]");
+  std::vector<std::vector<std::int64_t>> by_class(static_cast<std::size_t>(ds.num_classes));
+  for (std::int64_t i = 0; i < ds.size(); ++i)
+    by_class[static_cast<std::size_t>(ds.labels[static_cast<std::size_t>(i)])].push_back(i);
+  Generator gen(seed);
+  std::vector<std::int64_t> first, second;
+  for (auto& rows : by_class) {
+    detail::shuffle(rows, gen);
+    const auto k = static_cast<std::size_t>(std::llround(fraction * static_cast<double>(rows.size())));
+    first.insert(first.end(), rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(k));
+    second.insert(second.end(), rows.begin() + static_cast<std::ptrdiff_t>(k), rows.end());
+  }
+  std::sort(first.begin(), first.end());
+  std::sort(second.begin(), second.end());
+  return {subset(ds, first), subset(ds, second)};
+}
+
+}  // namespace dml::data

@@ -1,0 +1,395 @@
+// dml/data/loader.hpp: a seeded, shuffling DataLoader over a Dataset, with
+// per-sample augmentation and a background thread that assembles the next batch
+// while the caller trains on the current one.
+//
+// Everything a batch holds is a pure function of (seed, epoch, batch index): the
+// order of epoch e is a shuffle driven by hash(seed, e), and sample i's
+// augmentation by sample_generator(seed, e, i). So prefetch on or off, any
+// thread count, and a resume from state() all give identical batches.
+#pragma once
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <iterator>
+#include <memory>
+#include <mutex>
+#include <numeric>
+#include <optional>
+#include <span>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "../config.hpp"
+#include "../core/random.hpp"
+#include "../core/tensor.hpp"
+#include "dataset.hpp"
+#include "transforms.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace dml::data {
+
+// One mini-batch, on the host. A copy to the GPU is the caller's: batch.images.to<Cuda>().
+struct Batch {
+  Tensor<float, Cpu> images;          // [B, C, H, W]
+  Tensor<std::int64_t, Cpu> labels;   // [B]
+  std::vector<std::int64_t> indices;  // the dataset rows, in batch order
+  std::int64_t epoch = 0;             // the epoch it belongs to
+  std::int64_t index = 0;             // its position in that epoch, 0..num_batches()-1
+  std::int64_t size() const noexcept { return static_cast<std::int64_t>(indices.size()); }
+};
+
+struct LoaderOptions {
+  std::int64_t batch_size = 128;
+  bool shuffle = true;        // a fresh permutation each epoch; false: dataset order every epoch
+  bool drop_last = false;     // drop the last batch when it is short
+  std::uint64_t seed = 0;     // drives the shuffle and the augmentation
+  bool prefetch = true;       // assemble batch k+1 on a background thread
+  Augment augment = {};       // identity by default
+  SampleTransform transform = {};  // optional extra step after augment, in place
+  // OpenMP threads that augment one batch: 1 (default) works serially, since the
+  // training step already uses every core; 0 uses the OpenMP default.
+  int threads = 1;
+};
+
+// Where a loader stands; save it with a checkpoint and set_state() it to resume.
+struct LoaderState {
+  std::uint64_t seed = 0;
+  std::int64_t epoch = 0;
+  std::int64_t position = 0;      // batches of `epoch` already returned, 0..num_batches
+  std::int64_t dataset_size = 0;  // checked by set_state
+  std::int64_t batch_size = 0;    // checked by set_state
+  friend bool operator==(const LoaderState&, const LoaderState&) = default;
+};
+
+// The permutation of 0..n-1 that epoch `epoch` visits under `seed` (identity when !shuffle).
+inline std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed, std::int64_t epoch, bool shuffle) {
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  if (shuffle) {
+    Generator gen(detail::hash_combine(detail::hash_combine(seed, detail::kShuffleStream),
+                                       static_cast<std::uint64_t>(epoch)));
+    detail::shuffle(order, gen);
+  }
+  return order;
+}
+
+// Assembles rows `indices` of ds into a Batch, augmenting sample i with
+// sample_generator(seed, epoch, i): augment, then transform (when set). Runs on
+// `threads` OpenMP threads (1: serial; 0: OpenMP's default). Throws for an index
+// out of range, and rethrows the first exception a transform throws.
+inline Batch make_batch(const Dataset& ds, std::span<const std::int64_t> indices, const Augment& augment,
+                        std::uint64_t seed, std::int64_t epoch, const SampleTransform& transform = {},
+                        int threads = 1) {
+  const ImageDims dims{ds.channels(), ds.height(), ds.width()};
+  const std::int64_t per = dims.numel(), n = static_cast<std::int64_t>(indices.size());
+  for (std::int64_t k = 0; k < n; ++k) {
+    const std::int64_t i = indices[static_cast<std::size_t>(k)];
+    DML_CHECK(i >= 0 && i < ds.size(), "make_batch: index ", i, " is out of range for ", ds.size(), " samples");
+  }
+  Batch b;
+  b.images = Tensor<float, Cpu>::empty(Shape{n, dims.channels, dims.height, dims.width});
+  b.indices.assign(indices.begin(), indices.end());
+  std::vector<std::int64_t> labels(indices.size());
+  for (std::size_t k = 0; k < indices.size(); ++k) labels[k] = ds.labels[static_cast<std::size_t>(indices[k])];
+  b.labels = Tensor<std::int64_t, Cpu>::from_vector(labels);
+  b.epoch = epoch;
+
+  const float* src = ds.images.data();
+  float* dst = b.images.data();
+  const float fill = ds.background();
+  const bool plain = augment.identity() && !transform;
+  std::exception_ptr error;
+  auto one = [&](std::int64_t k) {
+    const std::int64_t i = indices[static_cast<std::size_t>(k)];
+    const float* s = src + i * per;
+    float* d = dst + k * per;
+    if (plain) {
+      std::memcpy(d, s, static_cast<std::size_t>(per) * sizeof(float));
+      return;
+    }
+    Generator gen = sample_generator(seed, epoch, i);
+    if (augment.identity()) std::memcpy(d, s, static_cast<std::size_t>(per) * sizeof(float));
+    else augment.apply(s, d, dims, fill, gen);
+    if (transform) transform(std::span<float>(d, static_cast<std::size_t>(per)), dims, fill, gen);
+  };
+#if defined(_OPENMP)
+  if (threads != 1 && n > 1 && !plain) {
+    const int team = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for num_threads(team) schedule(static)
+    for (std::int64_t k = 0; k < n; ++k) {
+      try {
+        one(k);
+      } catch (...) {
+#pragma omp critical(dml_make_batch_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return b;
+  }
+#else
+  (void)threads;
+#endif
+  for (std::int64_t k = 0; k < n; ++k) one(k);
+  return b;
+}
+
+namespace detail {
+
+// The loader's guts, on the heap so the worker thread's pointer survives a move
+// of the DataLoader.
+class LoaderCore {
+ public:
+  LoaderCore(Dataset ds, LoaderOptions opt) : ds_(std::move(ds)), opt_(std::move(opt)) {
+    ds_.validate();
+    DML_CHECK(ds_.size() > 0, "DataLoader: the dataset is empty");
+    DML_CHECK(opt_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", opt_.batch_size);
+    DML_CHECK(opt_.threads >= 0, "DataLoader: threads must be >= 0, got ", opt_.threads);
+    opt_.augment.validate(ImageDims{ds_.channels(), ds_.height(), ds_.width()});
+    const std::int64_t n = ds_.size(), b = opt_.batch_size;
+    num_batches_ = opt_.drop_last ? n / b : (n + b - 1) / b;
+    DML_CHECK(num_batches_ >= 1, "DataLoader: drop_last with batch_size ", b, " leaves no batch of ", n,
+              " samples");
+    state_ = {opt_.seed, 0, 0, n, b};
+    if (opt_.prefetch) {
+      worker_ = std::thread([this] { work(); });
+      schedule(current_key());
+    }
+  }
+
+  ~LoaderCore() {
+    if (!worker_.joinable()) return;
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  }
+
+  LoaderCore(const LoaderCore&) = delete;
+  LoaderCore& operator=(const LoaderCore&) = delete;
+
+  std::int64_t num_batches() const noexcept { return num_batches_; }
+  const Dataset& dataset() const noexcept { return ds_; }
+  const LoaderOptions& options() const noexcept { return opt_; }
+  LoaderState state() const noexcept { return state_; }
+
+  void set_state(const LoaderState& s) {
+    DML_CHECK(s.dataset_size == ds_.size() && s.batch_size == opt_.batch_size, "DataLoader::set_state: the state ",
+              "is for ", s.dataset_size, " samples in batches of ", s.batch_size, ", this loader has ", ds_.size(),
+              " in batches of ", opt_.batch_size);
+    DML_CHECK(s.epoch >= 0 && s.position >= 0 && s.position <= num_batches_, "DataLoader::set_state: epoch ",
+              s.epoch, " position ", s.position, " is out of range (positions 0..", num_batches_, ")");
+    state_ = s;
+    if (opt_.prefetch) schedule(current_key());
+  }
+
+  std::optional<Batch> next() {
+    if (state_.position == num_batches_) {  // end of the epoch: report it, move to the next
+      ++state_.epoch;
+      state_.position = 0;
+      return std::nullopt;
+    }
+    const Key key = current_key();
+    Batch b = opt_.prefetch ? fetch(key) : build(key);
+    ++state_.position;
+    return b;
+  }
+
+ private:
+  // Names one batch: everything it depends on.
+  struct Key {
+    std::uint64_t seed = 0;
+    std::int64_t epoch = 0, index = 0;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct Result {
+    Key key;
+    std::optional<Batch> batch;
+    std::exception_ptr error;
+  };
+
+  // The batch the next next() returns (past an epoch's end: the next epoch's first).
+  Key current_key() const noexcept {
+    return state_.position < num_batches_ ? Key{state_.seed, state_.epoch, state_.position}
+                                          : Key{state_.seed, state_.epoch + 1, 0};
+  }
+  Key following(Key k) const noexcept {
+    return k.index + 1 < num_batches_ ? Key{k.seed, k.epoch, k.index + 1} : Key{k.seed, k.epoch + 1, 0};
+  }
+
+  // Builds batch `key`. One thread only: the worker with prefetch, the caller without.
+  Batch build(Key key) {
+    if (order_key_.epoch != key.epoch || order_key_.seed != key.seed || order_.empty()) {
+      order_ = epoch_order(ds_.size(), key.seed, key.epoch, opt_.shuffle);
+      order_key_ = key;
+    }
+    const std::int64_t begin = key.index * opt_.batch_size;
+    const std::int64_t end = std::min(begin + opt_.batch_size, ds_.size());
+    std::span<const std::int64_t> rows(order_.data() + begin, static_cast<std::size_t>(end - begin));
+    Batch b = make_batch(ds_, rows, opt_.augment, key.seed, key.epoch, opt_.transform, opt_.threads);
+    b.index = key.index;
+    return b;
+  }
+
+  // Caller side: asks the worker for `key` unless it is done or under way.
+  void schedule(Key key) {
+    {
+      std::lock_guard lk(mu_);
+      request_locked(key);
+    }
+    cv_.notify_all();
+  }
+  void request_locked(Key key) {
+    if ((ready_ && ready_->key == key) || (busy_ && busy_key_ == key)) request_.reset();
+    else request_ = key;
+  }
+
+  Batch fetch(Key key) {
+    std::optional<Result> got;
+    {
+      std::unique_lock lk(mu_);
+      while (!(ready_ && ready_->key == key)) {
+        ready_.reset();  // a batch for another key: made before a set_state
+        request_locked(key);
+        cv_.notify_all();
+        cv_.wait(lk);
+      }
+      got = std::move(ready_);
+      ready_.reset();
+      request_locked(following(key));  // prefetch the batch after this one
+    }
+    cv_.notify_all();
+    if (got->error) std::rethrow_exception(got->error);
+    return std::move(*got->batch);
+  }
+
+  void work() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [this] { return stop_ || request_.has_value(); });
+      if (stop_) return;
+      const Key key = *request_;
+      request_.reset();
+      busy_ = true;
+      busy_key_ = key;
+      lk.unlock();
+      Result r{key, std::nullopt, nullptr};
+      try {
+        r.batch = build(key);
+      } catch (...) {
+        r.error = std::current_exception();
+      }
+      lk.lock();
+      busy_ = false;
+      ready_ = std::move(r);
+      cv_.notify_all();
+    }
+  }
+
+  Dataset ds_;
+  LoaderOptions opt_;
+  std::int64_t num_batches_ = 0;
+  LoaderState state_;  // the caller's; the worker never reads it
+
+  // The builder's: the order of one epoch.
+  std::vector<std::int64_t> order_;
+  Key order_key_;
+
+  // Shared with the worker, under mu_.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<Key> request_;
+  std::optional<Result> ready_;
+  bool busy_ = false;
+  Key busy_key_;
+  bool stop_ = false;
+  std::thread worker_;  // starts in the constructor body, after everything above
+};
+
+}  // namespace detail
+
+// Iterates a Dataset in seeded, shuffled mini-batches:
+//
+//   DataLoader loader(data.train, {.batch_size = 128, .seed = 1, .augment = {.pad = 2, .rotate_degrees = 10}});
+//   for (int e = 0; e < epochs; ++e)
+//     for (Batch& b : loader) step(b.images, b.labels);   // one epoch per loop
+//
+// next() returns the batches of the current epoch, then one nullopt that ends
+// the epoch and moves to the next. A range-for runs next() until that nullopt,
+// starting wherever the loader stands (mid-epoch after a set_state). Movable,
+// not copyable; the destructor stops and joins the prefetch thread.
+class DataLoader {
+ public:
+  // Keeps its own copy of ds (the images tensor is shared, not copied). Throws
+  // dml::Error for an empty or inconsistent dataset, batch_size < 1, bad augment
+  // options, threads < 0, or drop_last leaving no batch.
+  explicit DataLoader(Dataset ds, LoaderOptions opt = {})
+      : core_(std::make_unique<detail::LoaderCore>(std::move(ds), std::move(opt))) {}
+
+  // Batches per epoch: ceil(N / B), or floor(N / B) with drop_last.
+  std::int64_t num_batches() const { return core().num_batches(); }
+  std::int64_t size() const { return num_batches(); }
+  std::int64_t epoch() const { return core().state().epoch; }
+  // Batches of the current epoch already returned.
+  std::int64_t position() const { return core().state().position; }
+  const Dataset& dataset() const { return core().dataset(); }
+  const LoaderOptions& options() const { return core().options(); }
+
+  // The next batch of the current epoch, or nullopt once the epoch is done (the
+  // loader then stands at the start of the next epoch). Rethrows, in the caller,
+  // whatever assembling the batch threw; the position then stays where it was.
+  std::optional<Batch> next() { return core().next(); }
+
+  LoaderState state() const { return core().state(); }
+  // Resumes exactly where `s` was taken (possibly with another seed). Throws when
+  // s is for another dataset size or batch size, or its position is out of range.
+  void set_state(const LoaderState& s) { core().set_state(s); }
+  // Jumps to the start of epoch e.
+  void set_epoch(std::int64_t e) {
+    LoaderState s = state();
+    s.epoch = e;
+    s.position = 0;
+    set_state(s);
+  }
+
+  class Iterator {
+   public:
+    using value_type = Batch;
+    using difference_type = std::ptrdiff_t;
+    Batch& operator*() { return *batch_; }
+    Batch* operator->() { return &*batch_; }
+    Iterator& operator++() {
+      batch_ = loader_->next();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const noexcept { return !batch_.has_value(); }
+
+   private:
+    friend class DataLoader;
+    explicit Iterator(DataLoader* loader) : loader_(loader), batch_(loader->next()) {}
+    DataLoader* loader_;
+    std::optional<Batch> batch_;
+  };
+  // The rest of the current epoch (fetches its first batch).
+  Iterator begin() { return Iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  detail::LoaderCore& core() const {
+    DML_CHECK(core_ != nullptr, "DataLoader: used after being moved from");
+    return *core_;
+  }
+  std::unique_ptr<detail::LoaderCore> core_;
+};
+
+}  // namespace dml::data

@@ -1,0 +1,251 @@
+// Tests for dml/data/dataset.hpp: normalisation, construction, filter/subset/take/split, load_idx.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <dml/data/dataset.hpp>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <vector>
+
+#if defined(_WIN32)
+#include <process.h>
+#define DML_TEST_GETPID _getpid
+#else
+#include <unistd.h>
+#define DML_TEST_GETPID getpid
+#endif
+
+namespace fs = std::filesystem;
+using dml::Shape;
+using dml::data::Dataset;
+using dml::data::ImageSet;
+using dml::data::Normalization;
+
+namespace {
+
+// n images of 1 x 2 x 2 whose four pixels are all 10 * i; labels as given.
+Dataset numbered(const std::vector<std::int64_t>& labels, std::int64_t num_classes = -1,
+                 std::vector<std::string> names = {}) {
+  std::vector<float> v;
+  for (std::size_t i = 0; i < labels.size(); ++i)
+    for (int j = 0; j < 4; ++j) v.push_back(10.0f * static_cast<float>(i));
+  return Dataset::from_vectors(v, Shape{1, 2, 2}, labels, num_classes, std::move(names));
+}
+
+// The image number of each row of a `numbered` dataset (or a cut of one).
+std::vector<std::int64_t> rows_of(const Dataset& ds) {
+  std::vector<std::int64_t> out;
+  for (std::int64_t i = 0; i < ds.size(); ++i) {
+    const float* p = ds.image(i);
+    for (int j = 1; j < 4; ++j) REQUIRE(p[j] == p[0]);
+    out.push_back(static_cast<std::int64_t>(p[0] / 10.0f));
+  }
+  return out;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path = fs::temp_directory_path() /
+           ("dml_dataset_test_" + std::to_string(DML_TEST_GETPID()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+void write_set(const fs::path& dir, const std::string& prefix, const ImageSet& s) {
+  dml::data::IdxArray img{{s.count, s.rows, s.cols}, s.pixels};
+  dml::data::write_idx(dir / (prefix + "-images-idx3-ubyte"), img);
+  dml::data::IdxArray lab{{s.count}, {}};
+  for (auto l : s.labels) lab.data.push_back(static_cast<std::uint8_t>(l));
+  dml::data::write_idx(dir / (prefix + "-labels-idx1-ubyte"), lab);
+}
+
+}  // namespace
+
+TEST_CASE("pixel_stats is the exact mean and population stddev of byte / 255") {
+  ImageSet s{2, 1, 2, {0, 255, 255, 0}, {0, 1}};
+  auto n = dml::data::pixel_stats(s);
+  CHECK(n.mean == 0.5);
+  CHECK(n.stddev == 0.5);
+
+  ImageSet t{1, 2, 2, {0, 51, 102, 255}, {0}};
+  const double m = (0 + 51 + 102 + 255) / 4.0;
+  const double var = (0.0 * 0 + 51.0 * 51 + 102.0 * 102 + 255.0 * 255) / 4.0 - m * m;
+  auto u = dml::data::pixel_stats(t);
+  CHECK(u.mean == doctest::Approx(m / 255).epsilon(1e-15));
+  CHECK(u.stddev == doctest::Approx(std::sqrt(var) / 255).epsilon(1e-15));
+}
+
+TEST_CASE("Dataset::from_images normalises with its own statistics, exactly") {
+  ImageSet s{2, 1, 2, {0, 255, 255, 0}, {3, 1}};
+  Dataset ds = Dataset::from_images(s);
+  CHECK(ds.size() == 2);
+  CHECK(ds.image_shape() == Shape{1, 1, 2});
+  CHECK(ds.images.shape() == Shape{2, 1, 1, 2});
+  CHECK(ds.images.to_vector() == std::vector<float>{-1, 1, 1, -1});
+  CHECK(ds.labels == std::vector<std::int64_t>{3, 1});
+  CHECK(ds.original_labels == ds.labels);
+  CHECK(ds.num_classes == 4);
+  CHECK(ds.mean == 0.5);
+  CHECK(ds.stddev == 0.5);
+  CHECK(ds.background() == -1.0f);
+  CHECK(ds.label_tensor().to_vector() == std::vector<std::int64_t>{3, 1});
+}
+
+TEST_CASE("Dataset::from_images with explicit normalisation, classes and names") {
+  ImageSet s{1, 1, 3, {0, 128, 255}, {1}};
+  dml::data::DatasetOptions opt{dml::data::kMnistNormalization, 2, {"a", "b"}};
+  Dataset ds = Dataset::from_images(s, opt);
+  const std::vector<float> want{static_cast<float>((0 / 255.0 - 0.1307) / 0.3081),
+                                static_cast<float>((128 / 255.0 - 0.1307) / 0.3081),
+                                static_cast<float>((255 / 255.0 - 0.1307) / 0.3081)};
+  CHECK(ds.images.to_vector() == want);
+  CHECK(ds.background() == static_cast<float>(-0.1307 / 0.3081));
+  CHECK(ds.num_classes == 2);
+  CHECK(ds.class_names == std::vector<std::string>{"a", "b"});
+
+  CHECK_THROWS_AS(Dataset::from_images(s, {std::nullopt, 1, {}}), dml::Error);          // label 1 >= 1 class
+  CHECK_THROWS_AS(Dataset::from_images(s, {std::nullopt, 3, {"x"}}), dml::Error);       // 1 name, 3 classes
+  CHECK_THROWS_AS(Dataset::from_images(s, {Normalization{0, 0}, -1, {}}), dml::Error);  // stddev 0
+  ImageSet flat{2, 1, 1, {7, 7}, {0, 0}};
+  CHECK_THROWS_WITH_AS(Dataset::from_images(flat), doctest::Contains("standard deviation"), dml::Error);
+  ImageSet broken{2, 1, 1, {7}, {0, 0}};
+  CHECK_THROWS_AS(Dataset::from_images(broken), dml::Error);
+}
+
+TEST_CASE("Dataset::from_vectors keeps values as given and checks sizes") {
+  Dataset ds = numbered({0, 2, 1});
+  CHECK(ds.num_classes == 3);
+  CHECK(ds.background() == 0.0f);
+  CHECK(rows_of(ds) == std::vector<std::int64_t>{0, 1, 2});
+  CHECK(ds.channels() == 1);
+  CHECK(ds.image_numel() == 4);
+  CHECK_THROWS_AS(ds.image(3), dml::Error);
+  CHECK_THROWS_AS(Dataset::from_vectors({1, 2, 3}, Shape{1, 2, 2}, {0}), dml::Error);
+  CHECK_THROWS_AS(Dataset::from_vectors({1, 2, 3, 4}, Shape{2, 2}, {0}), dml::Error);
+  CHECK_THROWS_AS(Dataset::from_vectors({1, 2, 3, 4}, Shape{1, 2, 2}, {5}, 3), dml::Error);
+  CHECK_THROWS_AS(Dataset::from_vectors({1, 2, 3, 4}, Shape{1, 2, 2}, {-1}), dml::Error);
+}
+
+TEST_CASE("make_splits and load_idx normalise the test split with the training statistics") {
+  ImageSet train{2, 1, 2, {0, 255, 255, 0}, {0, 1}};
+  ImageSet test{1, 1, 2, {255, 255}, {4}};
+  TempDir dir;
+  write_set(dir.path, "train", train);
+  write_set(dir.path, "t10k", test);
+  auto splits = dml::data::load_idx(dir.path);
+  CHECK(splits.train.mean == 0.5);
+  CHECK(splits.test.mean == 0.5);
+  CHECK(splits.test.stddev == 0.5);
+  CHECK(splits.test.images.to_vector() == std::vector<float>{1, 1});
+  CHECK(splits.train.num_classes == 5);  // over both splits
+  CHECK(splits.test.num_classes == 5);
+  CHECK(splits.test.labels == std::vector<std::int64_t>{4});
+
+  auto fixed = dml::data::make_splits({train, test}, {Normalization{0, 1}, 10, {}});
+  CHECK(fixed.test.images.to_vector() == std::vector<float>{1, 1});
+  CHECK(fixed.train.num_classes == 10);
+  CHECK_THROWS_AS(dml::data::load_idx(dir.path / "absent"), dml::Error);
+}
+
+TEST_CASE("filter_classes remaps to 0..k-1 in the order given and keeps original labels") {
+  Dataset ds = numbered({0, 1, 2, 3, 1, 3, 0}, 4, {"zero", "one", "two", "three"});
+  Dataset f = dml::data::filter_classes(ds, {3, 1});
+  CHECK(rows_of(f) == std::vector<std::int64_t>{1, 3, 4, 5});
+  CHECK(f.labels == std::vector<std::int64_t>{1, 0, 1, 0});
+  CHECK(f.original_labels == std::vector<std::int64_t>{1, 3, 1, 3});
+  CHECK(f.num_classes == 2);
+  CHECK(f.class_names == std::vector<std::string>{"three", "one"});
+  CHECK(f.mean == ds.mean);
+
+  // A second filter works on the current labels; original_labels still names the first classes.
+  Dataset g = dml::data::filter_classes(f, {1});
+  CHECK(rows_of(g) == std::vector<std::int64_t>{1, 4});
+  CHECK(g.labels == std::vector<std::int64_t>{0, 0});
+  CHECK(g.original_labels == std::vector<std::int64_t>{1, 1});
+
+  Dataset k = dml::data::filter_classes(ds, {0, 2}, dml::data::Relabel::kKeep);
+  CHECK(rows_of(k) == std::vector<std::int64_t>{0, 2, 6});
+  CHECK(k.labels == std::vector<std::int64_t>{0, 2, 0});
+  CHECK(k.num_classes == 4);
+  CHECK(k.class_names.size() == 4);
+
+  CHECK_THROWS_AS(dml::data::filter_classes(ds, {}), dml::Error);
+  CHECK_THROWS_AS(dml::data::filter_classes(ds, {4}), dml::Error);
+  CHECK_THROWS_WITH_AS(dml::data::filter_classes(ds, {1, 1}), doctest::Contains("twice"), dml::Error);
+}
+
+TEST_CASE("subset copies rows in the order given, repeats allowed") {
+  Dataset ds = numbered({0, 1, 2, 0, 1});
+  Dataset s = dml::data::subset(ds, {4, 0, 4});
+  CHECK(rows_of(s) == std::vector<std::int64_t>{4, 0, 4});
+  CHECK(s.labels == std::vector<std::int64_t>{1, 0, 1});
+  CHECK(s.num_classes == 3);
+  CHECK(!s.images.shares_storage(ds.images));
+  CHECK(dml::data::subset(ds, std::vector<std::int64_t>{}).size() == 0);
+  CHECK_THROWS_AS(dml::data::subset(ds, {5}), dml::Error);
+  CHECK_THROWS_AS(dml::data::subset(ds, {-1}), dml::Error);
+}
+
+TEST_CASE("take draws n distinct rows by seed, in original order") {
+  std::vector<std::int64_t> labels(50);
+  for (int i = 0; i < 50; ++i) labels[i] = i % 5;
+  Dataset ds = numbered(labels);
+  Dataset a = dml::data::take(ds, 20, 7);
+  auto ra = rows_of(a);
+  CHECK(ra.size() == 20);
+  CHECK(std::set<std::int64_t>(ra.begin(), ra.end()).size() == 20);
+  CHECK(std::is_sorted(ra.begin(), ra.end()));
+  for (std::size_t i = 0; i < ra.size(); ++i) CHECK(a.labels[i] == ra[i] % 5);
+  CHECK(rows_of(dml::data::take(ds, 20, 7)) == ra);
+  CHECK(rows_of(dml::data::take(ds, 20, 8)) != ra);
+  CHECK(rows_of(dml::data::take(ds, 50, 1)).size() == 50);
+  CHECK(dml::data::take(ds, 0, 1).size() == 0);
+  CHECK_THROWS_AS(dml::data::take(ds, 51, 1), dml::Error);
+  CHECK_THROWS_AS(dml::data::take(ds, -1, 1), dml::Error);
+}
+
+TEST_CASE("stratified_split takes round(fraction * n_c) of each class") {
+  // Class c has 4 + 2c rows: 4, 6, 8.
+  std::vector<std::int64_t> labels;
+  for (int c = 0; c < 3; ++c)
+    for (int i = 0; i < 4 + 2 * c; ++i) labels.push_back(c);
+  Dataset ds = dml::data::subset(numbered(labels), {17, 0, 3, 16, 5, 8, 1, 12, 2, 9, 4, 6, 14, 7, 10, 11, 13, 15});
+  auto [first, second] = dml::data::stratified_split(ds, 0.25, 3);
+  auto count = [](const Dataset& d, std::int64_t c) { return std::count(d.labels.begin(), d.labels.end(), c); };
+  CHECK(count(first, 0) == 1);   // round(1.0)
+  CHECK(count(first, 1) == 2);   // round(1.5) away from zero
+  CHECK(count(first, 2) == 2);
+  CHECK(first.size() + second.size() == ds.size());
+  auto a = rows_of(first), b = rows_of(second);
+  std::set<std::int64_t> all(a.begin(), a.end());
+  all.insert(b.begin(), b.end());
+  CHECK(all.size() == 18);
+  // Rows keep the order they had in ds.
+  auto position = [&](std::int64_t row) {
+    auto r = rows_of(ds);
+    return std::find(r.begin(), r.end(), row) - r.begin();
+  };
+  for (std::size_t i = 1; i < a.size(); ++i) CHECK(position(a[i - 1]) < position(a[i]));
+  CHECK(rows_of(dml::data::stratified_split(ds, 0.25, 3).train) == a);
+  CHECK(dml::data::stratified_split(ds, 0.0, 3).train.size() == 0);
+  CHECK(dml::data::stratified_split(ds, 1.0, 3).test.size() == 0);
+  CHECK_THROWS_AS(dml::data::stratified_split(ds, 1.5, 3), dml::Error);
+}
+
+TEST_CASE("validate reports inconsistent fields") {
+  Dataset ds = numbered({0, 1});
+  ds.labels.push_back(0);
+  CHECK_THROWS_AS(ds.validate(), dml::Error);
+  Dataset e;
+  CHECK_THROWS_WITH_AS(e.validate(), doctest::Contains("undefined"), dml::Error);
+}

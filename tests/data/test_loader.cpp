@@ -1,0 +1,320 @@
+// Tests for dml/data/loader.hpp: coverage, order, drop_last, prefetch parity, resume, errors.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <dml/data/loader.hpp>
+#include <set>
+#include <stdexcept>
+#include <vector>
+
+using dml::Shape;
+using dml::data::Batch;
+using dml::data::DataLoader;
+using dml::data::Dataset;
+using dml::data::LoaderOptions;
+
+namespace {
+
+// n images of 1 x 4 x 4; image i holds i + 0.01 * pixel, label i % 3.
+Dataset counting(std::int64_t n) {
+  std::vector<float> v;
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (int p = 0; p < 16; ++p) v.push_back(static_cast<float>(i) + 0.01f * static_cast<float>(p));
+    labels.push_back(i % 3);
+  }
+  return Dataset::from_vectors(v, Shape{1, 4, 4}, labels);
+}
+
+struct Seen {
+  std::vector<std::int64_t> indices, labels;
+  std::vector<float> pixels;
+  std::vector<std::int64_t> sizes;
+  std::int64_t epoch = -1;
+  friend bool operator==(const Seen&, const Seen&) = default;
+};
+
+Seen record(const Batch& b) {
+  Seen s;
+  s.indices = b.indices;
+  s.labels = b.labels.to_vector();
+  s.pixels = b.images.to_vector();
+  s.sizes = {b.size(), b.index};
+  s.epoch = b.epoch;
+  return s;
+}
+
+// Every batch of the loader's current epoch.
+std::vector<Seen> one_epoch(DataLoader& loader) {
+  std::vector<Seen> out;
+  for (Batch& b : loader) out.push_back(record(b));
+  return out;
+}
+
+std::vector<std::int64_t> flat_indices(const std::vector<Seen>& epoch) {
+  std::vector<std::int64_t> out;
+  for (const auto& s : epoch) out.insert(out.end(), s.indices.begin(), s.indices.end());
+  return out;
+}
+
+LoaderOptions opts(std::int64_t batch, std::uint64_t seed, bool prefetch) {
+  LoaderOptions o;
+  o.batch_size = batch;
+  o.seed = seed;
+  o.prefetch = prefetch;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("a shuffled epoch covers every index exactly once, with matching images and labels") {
+  Dataset ds = counting(10);
+  DataLoader loader(ds, opts(3, 1, true));
+  CHECK(loader.num_batches() == 4);
+  auto epoch = one_epoch(loader);
+  REQUIRE(epoch.size() == 4);
+  CHECK(epoch[3].indices.size() == 1);  // the short last batch stays
+  auto idx = flat_indices(epoch);
+  std::vector<std::int64_t> sorted = idx;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(idx != sorted);  // shuffled
+  for (std::size_t k = 0; k < epoch.size(); ++k) {
+    const Seen& s = epoch[k];
+    CHECK(s.epoch == 0);
+    CHECK(s.sizes[1] == static_cast<std::int64_t>(k));
+    for (std::size_t j = 0; j < s.indices.size(); ++j) {
+      CHECK(s.labels[j] == s.indices[j] % 3);
+      for (int p = 0; p < 16; ++p)
+        CHECK(s.pixels[j * 16 + p] == static_cast<float>(s.indices[j]) + 0.01f * static_cast<float>(p));
+    }
+  }
+  CHECK(loader.epoch() == 1);
+  CHECK(loader.position() == 0);
+}
+
+TEST_CASE("batch tensors have shape [B, C, H, W] and [B]") {
+  DataLoader loader(counting(5), opts(2, 0, false));
+  auto b = loader.next();
+  REQUIRE(b);
+  CHECK(b->images.shape() == Shape{2, 1, 4, 4});
+  CHECK(b->labels.shape() == Shape{2});
+}
+
+TEST_CASE("drop_last drops the short batch; too few samples is an error") {
+  DataLoader loader(counting(10), [] {
+    auto o = opts(3, 2, true);
+    o.drop_last = true;
+    return o;
+  }());
+  CHECK(loader.num_batches() == 3);
+  auto epoch = one_epoch(loader);
+  REQUIRE(epoch.size() == 3);
+  auto idx = flat_indices(epoch);
+  CHECK(std::set<std::int64_t>(idx.begin(), idx.end()).size() == 9);
+  for (const auto& s : epoch) CHECK(s.indices.size() == 3);
+
+  auto o = opts(20, 0, true);
+  CHECK(DataLoader(counting(10), o).num_batches() == 1);
+  o.drop_last = true;
+  CHECK_THROWS_AS(DataLoader(counting(10), o), dml::Error);
+}
+
+TEST_CASE("shuffle off visits the dataset in order every epoch") {
+  auto o = opts(4, 5, true);
+  o.shuffle = false;
+  DataLoader loader(counting(10), o);
+  std::vector<std::int64_t> want{0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+  CHECK(flat_indices(one_epoch(loader)) == want);
+  CHECK(flat_indices(one_epoch(loader)) == want);
+}
+
+TEST_CASE("same seed gives the same order; other seeds and other epochs differ") {
+  DataLoader a(counting(40), opts(8, 11, true));
+  DataLoader b(counting(40), opts(8, 11, false));
+  DataLoader c(counting(40), opts(8, 12, true));
+  auto a0 = flat_indices(one_epoch(a)), a1 = flat_indices(one_epoch(a));
+  auto b0 = flat_indices(one_epoch(b)), b1 = flat_indices(one_epoch(b));
+  auto c0 = flat_indices(one_epoch(c));
+  CHECK(a0 == b0);
+  CHECK(a1 == b1);
+  CHECK(a0 != a1);
+  CHECK(a0 != c0);
+  CHECK(a0 == dml::data::epoch_order(40, 11, 0, true));
+}
+
+TEST_CASE("next() returns nullopt once at the end of each epoch") {
+  DataLoader loader(counting(4), opts(2, 0, true));
+  CHECK(loader.next());
+  CHECK(loader.next());
+  CHECK(loader.position() == 2);
+  CHECK(!loader.next());
+  CHECK(loader.epoch() == 1);
+  auto b = loader.next();
+  REQUIRE(b);
+  CHECK(b->epoch == 1);
+  CHECK(b->index == 0);
+}
+
+TEST_CASE("prefetch on and off, and any thread count, give identical augmented batches") {
+  Dataset ds = counting(23);
+  auto base = opts(5, 99, false);
+  base.augment = {.pad = 1, .rotate_degrees = 15, .hflip = true};
+  std::vector<std::vector<Seen>> runs;
+  for (int variant = 0; variant < 3; ++variant) {
+    auto o = base;
+    o.prefetch = variant > 0;
+    o.threads = variant == 2 ? 2 : 1;
+    DataLoader loader(ds, o);
+    std::vector<Seen> all;
+    for (int e = 0; e < 3; ++e)
+      for (Batch& b : loader) all.push_back(record(b));
+    runs.push_back(all);
+  }
+  REQUIRE(runs[0].size() == 15);
+  CHECK(runs[0] == runs[1]);
+  CHECK(runs[0] == runs[2]);
+  // Augmentation changes with the epoch: sample 0 looks different in epochs 0 and 1.
+  auto image_of = [&](std::int64_t epoch, std::int64_t row) {
+    for (const auto& s : runs[0])
+      for (std::size_t j = 0; j < s.indices.size(); ++j)
+        if (s.epoch == epoch && s.indices[j] == row)
+          return std::vector<float>(s.pixels.begin() + j * 16, s.pixels.begin() + (j + 1) * 16);
+    return std::vector<float>{};
+  };
+  int differ = 0;
+  for (std::int64_t row = 0; row < 23; ++row) differ += image_of(0, row) != image_of(1, row);
+  CHECK(differ > 10);
+}
+
+TEST_CASE("state() saved mid-epoch resumes identically, in a fresh loader and in the same one") {
+  Dataset ds = counting(17);
+  auto o = opts(4, 3, true);
+  o.augment = {.pad = 2, .rotate_degrees = 10};
+  DataLoader a(ds, o);
+  one_epoch(a);
+  a.next();
+  a.next();
+  const auto saved = a.state();
+  CHECK(saved.epoch == 1);
+  CHECK(saved.position == 2);
+  std::vector<Seen> rest;
+  for (int k = 0; k < 8; ++k)
+    if (auto b = a.next()) rest.push_back(record(*b));
+
+  for (bool prefetch : {true, false}) {
+    auto o2 = o;
+    o2.prefetch = prefetch;
+    DataLoader b(ds, o2);
+    b.next();  // its worker has prefetched something else: set_state must discard it
+    b.set_state(saved);
+    std::vector<Seen> again;
+    for (int k = 0; k < 8; ++k)
+      if (auto x = b.next()) again.push_back(record(*x));
+    CHECK(again == rest);
+  }
+  a.set_state(saved);  // rewind
+  std::vector<Seen> rewound;
+  for (int k = 0; k < 8; ++k)
+    if (auto x = a.next()) rewound.push_back(record(*x));
+  CHECK(rewound == rest);
+
+  // A state taken after the last batch, before the closing nullopt, resumes with that nullopt.
+  DataLoader c(ds, o);
+  for (int k = 0; k < c.num_batches(); ++k) c.next();
+  auto end_state = c.state();
+  CHECK(end_state.position == c.num_batches());
+  DataLoader d(ds, o);
+  d.set_state(end_state);
+  CHECK(!d.next());
+  CHECK(d.epoch() == 1);
+}
+
+TEST_CASE("set_epoch and a range-for that stops early resume at the right batch") {
+  Dataset ds = counting(12);
+  DataLoader a(ds, opts(3, 4, true)), b(ds, opts(3, 4, true));
+  a.set_epoch(2);
+  auto full = one_epoch(a);
+  b.set_epoch(2);
+  std::vector<Seen> split;
+  for (Batch& x : b) {
+    split.push_back(record(x));
+    if (split.size() == 2) break;
+  }
+  CHECK(b.position() == 2);
+  for (Batch& x : b) split.push_back(record(x));
+  CHECK(split == full);
+  CHECK(full[0].epoch == 2);
+}
+
+TEST_CASE("set_state rejects a state from another loader shape") {
+  DataLoader loader(counting(10), opts(3, 0, true));
+  auto s = loader.state();
+  s.dataset_size = 11;
+  CHECK_THROWS_AS(loader.set_state(s), dml::Error);
+  s = loader.state();
+  s.batch_size = 4;
+  CHECK_THROWS_AS(loader.set_state(s), dml::Error);
+  s = loader.state();
+  s.position = 5;
+  CHECK_THROWS_AS(loader.set_state(s), dml::Error);
+  s.position = -1;
+  CHECK_THROWS_AS(loader.set_state(s), dml::Error);
+}
+
+TEST_CASE("an exception while assembling a batch reaches the caller") {
+  for (int variant = 0; variant < 3; ++variant) {
+    auto o = opts(3, 0, variant > 0);
+    o.shuffle = false;
+    o.threads = variant == 2 ? 2 : 1;
+    // Throws for sample 7 (its pixels start at 7.0), which is in batch 2 (rows 6, 7, 8).
+    o.transform = [](std::span<float> img, const dml::data::ImageDims&, float, dml::Generator&) {
+      if (img[0] == 7.0f) throw std::runtime_error("bad sample 7");
+    };
+    DataLoader loader(counting(10), o);
+    CHECK(loader.next());
+    CHECK(loader.next());
+    CHECK_THROWS_WITH_AS(loader.next(), "bad sample 7", std::runtime_error);
+    CHECK(loader.position() == 2);
+    CHECK_THROWS_AS(loader.next(), std::runtime_error);  // again, not a hang
+    auto s = loader.state();
+    s.position = 3;
+    loader.set_state(s);
+    auto b = loader.next();
+    REQUIRE(b);
+    CHECK(b->indices == std::vector<std::int64_t>{9});
+  }
+}
+
+TEST_CASE("loaders shut down cleanly and survive a move") {
+  Dataset ds = counting(30);
+  for (int i = 0; i < 20; ++i) {
+    DataLoader loader(ds, opts(4, static_cast<std::uint64_t>(i), true));
+    if (i % 2) loader.next();
+  }
+  DataLoader a(ds, opts(4, 1, true));
+  auto first = record(*a.next());
+  DataLoader b(std::move(a));
+  auto second = b.next();
+  REQUIRE(second);
+  CHECK(second->index == 1);
+  CHECK_THROWS_AS(a.next(), dml::Error);  // NOLINT(bugprone-use-after-move): moved-from is an error
+  DataLoader c(ds, opts(4, 1, false));
+  CHECK(record(*c.next()) == first);
+}
+
+TEST_CASE("bad loader options are errors") {
+  Dataset ds = counting(5);
+  auto o = opts(0, 0, true);
+  CHECK_THROWS_AS(DataLoader(ds, o), dml::Error);
+  o = opts(2, 0, true);
+  o.threads = -1;
+  CHECK_THROWS_AS(DataLoader(ds, o), dml::Error);
+  o = opts(2, 0, true);
+  o.augment.pad = 4;  // not smaller than the 4 x 4 image
+  CHECK_THROWS_AS(DataLoader(ds, o), dml::Error);
+  o.augment = {.rotate_degrees = -1};
+  CHECK_THROWS_AS(DataLoader(ds, o), dml::Error);
+  CHECK_THROWS_AS(DataLoader(dml::data::subset(ds, std::vector<std::int64_t>{}), opts(2, 0, true)), dml::Error);
+}
