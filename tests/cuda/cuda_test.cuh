@@ -1,0 +1,109 @@
+// tests/cuda/cuda_test.cuh: what every GPU test needs: the skip-or-fail rule
+// for machines without a device, and CPU-vs-GPU comparison helpers.
+//
+// Without a device a GPU test reports "skipped: no CUDA device (...)" and
+// passes, so the suite runs on build machines. With DML_REQUIRE_GPU=1 (set by
+// scripts/gpu_check.sh) a missing device is a test failure instead.
+#pragma once
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <dml/cuda.hpp>
+
+namespace dml_test {
+
+inline bool gpu_required() {
+  const char* env = std::getenv("DML_REQUIRE_GPU");
+  return env && *env && std::strcmp(env, "0") != 0;
+}
+
+// True when a CUDA device is usable; otherwise reports a skip (or, under
+// DML_REQUIRE_GPU=1, a failure) and returns false.
+inline bool have_gpu() {
+  std::string why = dml::cuda::device_status();
+  if (why.empty()) return true;
+  if (gpu_required()) {
+    FAIL_CHECK("no CUDA device, but DML_REQUIRE_GPU is set: ", why);
+  } else {
+    MESSAGE("skipped: no CUDA device (", why, ")");
+  }
+  return false;
+}
+
+// Counts elements where |got - want| > atol + rtol * |want| (NaN equals NaN)
+// and reports the first one.
+template <class T>
+bool all_close(const std::vector<T>& got, const std::vector<T>& want, double rtol, double atol,
+               const std::string& what) {
+  if (got.size() != want.size()) {
+    FAIL_CHECK(what, ": ", got.size(), " values, expected ", want.size());
+    return false;
+  }
+  std::size_t bad = 0, first = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
+    bool ok = (std::isnan(g) && std::isnan(w)) || std::fabs(g - w) <= atol + rtol * std::fabs(w);
+    if (!ok && bad++ == 0) first = i;
+  }
+  if (bad) {
+    FAIL_CHECK(what, ": ", bad, " of ", got.size(), " values differ; first at ", first, ": got ",
+               static_cast<double>(got[first]), ", expected ", static_cast<double>(want[first]));
+    return false;
+  }
+  CHECK(true);
+  return true;
+}
+
+// Bitwise equality (NaN equals NaN), for integer outputs and determinism checks.
+template <class T>
+bool all_equal(const std::vector<T>& got, const std::vector<T>& want, const std::string& what) {
+  return all_close(got, want, 0.0, 0.0, what);
+}
+
+using i64 = std::int64_t;
+using CpuB = dml::Backend<dml::Cpu>;
+using GpuB = dml::Backend<dml::Cuda>;
+
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+// n values uniform in [lo, hi), the same for a given seed on every machine.
+template <class T>
+std::vector<T> random_vec(std::size_t n, std::uint64_t seed, double lo = -1, double hi = 1) {
+  dml::Generator g(seed);
+  std::vector<T> v(n);
+  for (auto& x : v) x = static_cast<T>(lo + (hi - lo) * g.uniform());
+  return v;
+}
+
+// n labels uniform in [0, classes).
+inline std::vector<i64> random_labels(std::size_t n, i64 classes, std::uint64_t seed) {
+  dml::Generator g(seed);
+  std::vector<i64> v(n);
+  for (auto& x : v) x = static_cast<i64>(g.below(static_cast<std::uint64_t>(classes)));
+  return v;
+}
+
+// A 1-D device tensor holding v, or n uninitialised elements.
+template <class T>
+dml::Tensor<T, dml::Cuda> dev(const std::vector<T>& v) {
+  return dml::Tensor<T, dml::Cuda>::from_vector(v);
+}
+template <class T>
+dml::Tensor<T, dml::Cuda> dev_empty(i64 n) {
+  return dml::Tensor<T, dml::Cuda>::empty(dml::Shape{n});
+}
+
+}  // namespace dml_test
+
+// First statement of a GPU test: returns (skip or failure) without a device.
+#define DML_GPU_OR_SKIP()                    \
+  do {                                       \
+    if (!::dml_test::have_gpu()) return;     \
+  } while (0)
