@@ -1,0 +1,353 @@
+// dml/eval/cluster.hpp: seeded k-means++ and clustering agreement scores
+// (NMI, AMI) with scikit-learn's definitions (natural log, arithmetic mean).
+//
+//   MI   = sum_ij (n_ij/N) log(N n_ij / (a_i b_j))        (a, b: row/column sums)
+//   H(U) = -sum_i (a_i/N) log(a_i/N)
+//   NMI  = MI / ((H(U) + H(V)) / 2)
+//   AMI  = (MI - E[MI]) / ((H(U) + H(V)) / 2 - E[MI])
+// E[MI] is the exact expectation under the hypergeometric model (Vinh et al.
+// 2010), summed with lgamma as sklearn's expected_mutual_information does.
+// Edge cases follow sklearn: both labelings with a single (or no) cluster give
+// 1.0; NMI with MI = 0 gives 0.0.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <span>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "../config.hpp"
+#include "knn.hpp"
+
+namespace dml::eval {
+
+struct KMeansOptions {
+  int k = 0;                 // clusters; cluster_quality() fills 0 with the class count
+  int n_init = 10;           // seeded restarts; the lowest inertia wins (first on ties)
+  int max_iter = 300;        // Lloyd iterations per restart
+  double tol = 1e-4;         // stop when sum |c_new - c_old|^2 <= tol * mean feature variance
+  std::uint64_t seed = 0;
+};
+
+struct KMeansResult {
+  std::vector<std::int64_t> labels;  // cluster of each row, 0..k-1
+  std::vector<float> centers;        // k x dim, row-major
+  double inertia = 0.0;              // sum of squared distances to the assigned centre
+  int iterations = 0;                // Lloyd updates of the winning restart
+};
+
+struct ClusterReport {
+  double nmi = 0.0;
+  double ami = 0.0;
+  double inertia = 0.0;
+};
+
+namespace detail {
+
+inline constexpr std::int64_t kKMeansChunk = 1024;
+inline constexpr std::int64_t kDirectCentres = 32;
+
+// Nearest centre of every row (ties: lower centre) and its squared distance.
+// Few centres: direct dot products (one pass over x); many: GEMM per chunk.
+inline void kmeans_assign(const ConstRowMap& x, const std::vector<float>& xn, const RowMatrix& centers,
+                          std::vector<std::int64_t>& labels, std::vector<double>& d2) {
+  const std::int64_t n = x.rows(), k = centers.rows();
+  const Eigen::VectorXf cn = centers.rowwise().squaredNorm();
+  const std::int64_t chunks = (n + kKMeansChunk - 1) / kKMeansChunk;
+DML_EVAL_OMP(omp parallel for schedule(static))
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    const std::int64_t i0 = c * kKMeansChunk, m = std::min(kKMeansChunk, n - i0);
+    RowMatrix dots;
+    if (k > kDirectCentres) dots.noalias() = x.middleRows(i0, m) * centers.transpose();
+    for (std::int64_t i = 0; i < m; ++i) {
+      std::int64_t best = 0;
+      float best_d = std::numeric_limits<float>::infinity();
+      for (std::int64_t j = 0; j < k; ++j) {
+        const float dot = k > kDirectCentres ? dots(i, j) : x.row(i0 + i).dot(centers.row(j));
+        const float d = std::max(0.0f, xn[i0 + i] + cn[j] - 2.0f * dot);
+        if (d < best_d) best_d = d, best = j;
+      }
+      labels[i0 + i] = best;
+      d2[i0 + i] = best_d;
+    }
+  }
+}
+
+// Greedy k-means++ (as sklearn): each new centre is the best of 2 + ln(k)
+// candidates drawn with probability proportional to D(x)^2.
+inline RowMatrix kmeans_plus_plus(const ConstRowMap& x, const std::vector<float>& xn, int k, SplitMix64& rng) {
+  const std::int64_t n = x.rows(), dim = x.cols();
+  const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
+  RowMatrix centers(k, dim);
+  // Squared distances of every row to a few candidates, one pass over x
+  // (a GEMM would spend its time packing x for so few columns).
+  auto dist_to = [&](const RowMatrix& cand, Eigen::MatrixXd& out) {  // n x cand.rows()
+    const Eigen::VectorXf cn = cand.rowwise().squaredNorm();
+    const std::int64_t m = cand.rows();
+    out.resize(n, m);
+DML_EVAL_OMP(omp parallel for schedule(static))
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t t = 0; t < m; ++t)
+        out(i, t) = std::max(0.0f, xn[i] + cn[t] - 2.0f * x.row(i).dot(cand.row(t)));
+  };
+  std::int64_t first = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
+  centers.row(0) = x.row(first);
+  Eigen::MatrixXd d;
+  dist_to(centers.topRows(1), d);
+  Eigen::VectorXd closest = d.col(0);
+  double pot = closest.sum();
+  std::vector<double> cumsum(static_cast<std::size_t>(n));
+  for (int c = 1; c < k; ++c) {
+    std::partial_sum(closest.data(), closest.data() + n, cumsum.begin());
+    RowMatrix cand(trials, dim);
+    for (int t = 0; t < trials; ++t) {
+      const double r = rng.uniform() * pot;
+      auto it = std::lower_bound(cumsum.begin(), cumsum.end(), r);
+      std::int64_t id = std::min<std::int64_t>(it - cumsum.begin(), n - 1);
+      cand.row(t) = x.row(id);
+    }
+    dist_to(cand, d);
+    int best = 0;
+    double best_pot = std::numeric_limits<double>::infinity();
+    for (int t = 0; t < trials; ++t) {
+      double p = closest.cwiseMin(d.col(t)).sum();
+      if (p < best_pot) best_pot = p, best = t;
+    }
+    centers.row(c) = cand.row(best);
+    closest = closest.cwiseMin(d.col(best));
+    pot = best_pot;
+  }
+  return centers;
+}
+
+// Means of the assigned rows (double sums, parallel over feature slices so
+// the result does not depend on the thread count). Empty clusters move to the
+// rows farthest from their centres.
+inline double kmeans_update(const ConstRowMap& x, const std::vector<std::int64_t>& labels,
+                            const std::vector<double>& d2, RowMatrix& centers) {
+  const std::int64_t n = x.rows(), dim = x.cols(), k = centers.rows();
+  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> sums =
+      Eigen::MatrixXd::Zero(k, dim);
+  std::vector<std::int64_t> count(static_cast<std::size_t>(k), 0);
+  for (std::int64_t i = 0; i < n; ++i) ++count[labels[i]];
+  // Each (cluster, feature) sum runs over rows in order whatever thread owns the slice.
+  const std::int64_t slices = std::min<std::int64_t>(dim, max_threads()), width = (dim + slices - 1) / slices;
+DML_EVAL_OMP(omp parallel for schedule(static))
+  for (std::int64_t s = 0; s < slices; ++s) {
+    const std::int64_t d0 = s * width, d1 = std::min(dim, d0 + width);
+    for (std::int64_t i = 0; i < n; ++i) {
+      double* dst = sums.data() + labels[i] * dim;
+      const float* src = x.data() + i * dim;
+      for (std::int64_t t = d0; t < d1; ++t) dst[t] += src[t];
+    }
+  }
+  std::vector<std::int64_t> far;  // rows by decreasing distance, for empty clusters
+  std::int64_t used = 0;
+  double shift = 0.0;
+  for (std::int64_t c = 0; c < k; ++c) {
+    Eigen::RowVectorXf next(dim);
+    if (count[c] > 0) {
+      next = (sums.row(c) / static_cast<double>(count[c])).cast<float>();
+    } else {
+      if (far.empty()) {
+        far.resize(static_cast<std::size_t>(n));
+        std::iota(far.begin(), far.end(), std::int64_t{0});
+        std::stable_sort(far.begin(), far.end(), [&](std::int64_t a, std::int64_t b) { return d2[a] > d2[b]; });
+      }
+      next = x.row(far[std::min<std::int64_t>(used++, n - 1)]);
+    }
+    shift += (next - centers.row(c)).cast<double>().squaredNorm();
+    centers.row(c) = next;
+  }
+  return shift;
+}
+
+// Contingency table of two labelings as sparse counts plus row/column sums.
+struct Contingency {
+  std::vector<std::int64_t> a, b;                                  // class / cluster sizes
+  std::vector<std::pair<std::pair<std::int64_t, std::int64_t>, std::int64_t>> cells;  // (i, j) -> n_ij > 0
+  std::int64_t n = 0;
+};
+
+inline Contingency contingency(std::span<const std::int64_t> u, std::span<const std::int64_t> v, const char* who) {
+  DML_CHECK(u.size() == v.size(), who, ": ", u.size(), " true labels but ", v.size(), " predicted labels");
+  auto dense = [](std::span<const std::int64_t> y) {
+    std::map<std::int64_t, std::int64_t> id;
+    for (std::int64_t l : y) id.emplace(l, 0);
+    std::int64_t next = 0;
+    for (auto& kv : id) kv.second = next++;
+    std::vector<std::int64_t> out(y.size());
+    for (std::size_t i = 0; i < y.size(); ++i) out[i] = id[y[i]];
+    return std::make_pair(out, next);
+  };
+  auto [du, nu] = dense(u);
+  auto [dv, nv] = dense(v);
+  Contingency t;
+  t.n = static_cast<std::int64_t>(u.size());
+  t.a.assign(static_cast<std::size_t>(nu), 0);
+  t.b.assign(static_cast<std::size_t>(nv), 0);
+  std::map<std::pair<std::int64_t, std::int64_t>, std::int64_t> cells;
+  for (std::size_t i = 0; i < du.size(); ++i) {
+    ++t.a[du[i]];
+    ++t.b[dv[i]];
+    ++cells[{du[i], dv[i]}];
+  }
+  t.cells.assign(cells.begin(), cells.end());
+  return t;
+}
+
+inline double entropy_of(const std::vector<std::int64_t>& sizes, std::int64_t n) {
+  if (n == 0) return 1.0;  // sklearn's convention for an empty labeling
+  if (sizes.size() == 1) return 0.0;
+  double h = 0.0;
+  for (std::int64_t s : sizes) h -= (double(s) / double(n)) * (std::log(double(s)) - std::log(double(n)));
+  return h;
+}
+
+inline double mutual_info_of(const Contingency& t) {
+  if (t.a.size() == 1 || t.b.size() == 1) return 0.0;
+  const double n = static_cast<double>(t.n), log_n = std::log(n);
+  double mi = 0.0;
+  for (const auto& [ij, nij] : t.cells) {
+    const double p = static_cast<double>(nij) / n;
+    const double outer = static_cast<double>(t.a[ij.first] * t.b[ij.second]);
+    const double term = p * (std::log(static_cast<double>(nij)) - log_n) + p * (-std::log(outer) + log_n + log_n);
+    if (std::abs(term) >= std::numeric_limits<double>::epsilon()) mi += term;
+  }
+  return std::max(mi, 0.0);
+}
+
+inline double expected_mutual_info(const Contingency& t) {
+  if (t.a.size() == 1 || t.b.size() == 1) return 0.0;
+  const std::int64_t n = t.n;
+  const std::int64_t top = std::max(*std::max_element(t.a.begin(), t.a.end()), *std::max_element(t.b.begin(), t.b.end()));
+  std::vector<double> log_nnij(static_cast<std::size_t>(top + 1)), gln_nnij(static_cast<std::size_t>(top + 1));
+  const double gln_n1 = std::lgamma(double(n) + 1.0);
+  for (std::int64_t v = 1; v <= top; ++v) {
+    log_nnij[v] = std::log(double(n)) + std::log(double(v));
+    gln_nnij[v] = std::lgamma(double(v) + 1.0) + gln_n1;
+  }
+  double emi = 0.0;
+  for (std::int64_t ai : t.a) {
+    const double gln_a = std::lgamma(double(ai) + 1.0), gln_na = std::lgamma(double(n - ai) + 1.0);
+    for (std::int64_t bj : t.b) {
+      const double gln_b = std::lgamma(double(bj) + 1.0), gln_nb = std::lgamma(double(n - bj) + 1.0);
+      const double log_a = std::log(double(ai)), log_b = std::log(double(bj));
+      const std::int64_t start = std::max<std::int64_t>(1, ai - n + bj), end = std::min(ai, bj) + 1;
+      for (std::int64_t v = start; v < end; ++v) {
+        const double term2 = log_nnij[v] - log_a - log_b;
+        const double gln = gln_a + gln_b + gln_na + gln_nb - gln_nnij[v] - std::lgamma(double(ai - v) + 1.0) -
+                           std::lgamma(double(bj - v) + 1.0) - std::lgamma(double(n - ai - bj + v) + 1.0);
+        emi += (double(v) / double(n)) * term2 * std::exp(gln);
+      }
+    }
+  }
+  return emi;
+}
+
+}  // namespace detail
+
+// k-means on x (n x dim, row-major): k-means++ seeding, Lloyd iterations to
+// convergence (labels unchanged or centre shift <= tol) or max_iter, n_init
+// seeded restarts keeping the lowest inertia. Deterministic for a given seed,
+// independent of the thread count. Throws if k < 1, n < k, or rows hold NaN/Inf.
+inline KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t dim, const KMeansOptions& opt) {
+  detail::check_matrix(x, n, dim, "kmeans data");
+  DML_CHECK(opt.k >= 1, "kmeans: k must be >= 1, got ", opt.k);
+  DML_CHECK(n >= opt.k, "kmeans: ", n, " rows cannot form k = ", opt.k, " clusters");
+  DML_CHECK(opt.n_init >= 1 && opt.max_iter >= 1, "kmeans: n_init and max_iter must be >= 1");
+  const std::vector<float> xn = detail::squared_norms(x, n, dim, "kmeans data");
+  detail::ConstRowMap xm(x, n, dim);
+  std::vector<double> sum(static_cast<std::size_t>(dim), 0.0), sq(static_cast<std::size_t>(dim), 0.0);
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t t = 0; t < dim; ++t) {
+      const double v = x[i * dim + t];
+      sum[t] += v;
+      sq[t] += v * v;
+    }
+  double var = 0.0;  // mean over features of the per-feature variance
+  for (std::int64_t t = 0; t < dim; ++t) var += std::max(0.0, sq[t] / double(n) - (sum[t] / double(n)) * (sum[t] / double(n)));
+  const double tol = opt.tol * var / double(dim);
+
+  detail::SplitMix64 rng(opt.seed);
+  KMeansResult best;
+  best.inertia = std::numeric_limits<double>::infinity();
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(n)), previous;
+  std::vector<double> d2(static_cast<std::size_t>(n));
+  for (int init = 0; init < opt.n_init; ++init) {
+    detail::RowMatrix centers = detail::kmeans_plus_plus(xm, xn, opt.k, rng);
+    detail::kmeans_assign(xm, xn, centers, labels, d2);
+    int iter = 0;
+    while (iter < opt.max_iter) {
+      const double shift = detail::kmeans_update(xm, labels, d2, centers);
+      ++iter;
+      previous = labels;
+      detail::kmeans_assign(xm, xn, centers, labels, d2);
+      if (labels == previous || shift <= tol) break;
+    }
+    double inertia = 0.0;
+    for (double v : d2) inertia += v;
+    if (inertia < best.inertia) {
+      best.inertia = inertia;
+      best.iterations = iter;
+      best.labels = labels;
+      best.centers.assign(centers.data(), centers.data() + centers.size());
+    }
+  }
+  return best;
+}
+
+// Mutual information (nats) between two labelings of the same samples.
+inline double mutual_info(std::span<const std::int64_t> labels_true, std::span<const std::int64_t> labels_pred) {
+  return detail::mutual_info_of(detail::contingency(labels_true, labels_pred, "mutual_info"));
+}
+
+// Normalized mutual information, arithmetic normalisation (sklearn's
+// normalized_mutual_info_score default). Throws on length mismatch.
+inline double nmi(std::span<const std::int64_t> labels_true, std::span<const std::int64_t> labels_pred) {
+  const auto t = detail::contingency(labels_true, labels_pred, "nmi");
+  if (t.a.size() == t.b.size() && t.a.size() <= 1) return 1.0;
+  const double mi = detail::mutual_info_of(t);
+  if (mi == 0.0) return 0.0;
+  return mi / (0.5 * (detail::entropy_of(t.a, t.n) + detail::entropy_of(t.b, t.n)));
+}
+
+// Adjusted mutual information, arithmetic normalisation (sklearn's
+// adjusted_mutual_info_score default). Throws on length mismatch.
+inline double ami(std::span<const std::int64_t> labels_true, std::span<const std::int64_t> labels_pred) {
+  const auto t = detail::contingency(labels_true, labels_pred, "ami");
+  if (t.a.size() == t.b.size() && t.a.size() <= 1) return 1.0;
+  const double mi = detail::mutual_info_of(t);
+  const double emi = detail::expected_mutual_info(t);
+  const double norm = 0.5 * (detail::entropy_of(t.a, t.n) + detail::entropy_of(t.b, t.n));
+  double denom = norm - emi;
+  const double eps = std::numeric_limits<double>::epsilon();
+  denom = denom < 0 ? std::min(denom, -eps) : std::max(denom, eps);
+  return (mi - emi) / denom;
+}
+
+// Clusters emb (n x dim, used as given: normalise rows first for cosine
+// embeddings) with k-means, k = number of distinct labels unless opt.k > 0,
+// and scores the clusters against labels. Throws like kmeans()/nmi().
+inline ClusterReport cluster_quality(const float* emb, std::int64_t n, std::int64_t dim,
+                                     std::span<const std::int64_t> labels, KMeansOptions opt = {}) {
+  DML_CHECK(static_cast<std::int64_t>(labels.size()) == n, "cluster_quality: ", n, " rows but ", labels.size(),
+            " labels");
+  if (opt.k == 0) {
+    std::vector<std::int64_t> u(labels.begin(), labels.end());
+    std::sort(u.begin(), u.end());
+    opt.k = static_cast<int>(std::unique(u.begin(), u.end()) - u.begin());
+  }
+  KMeansResult km = kmeans(emb, n, dim, opt);
+  return {nmi(labels, km.labels), ami(labels, km.labels), km.inertia};
+}
+
+}  // namespace dml::eval
