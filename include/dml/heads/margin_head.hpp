@@ -1,0 +1,122 @@
+// dml/heads/margin_head.hpp: MarginHead<Policy>, the classifier that turns an
+// embedding into logits; the policy type selects the metric-learning method.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "../nn/init.hpp"
+#include "../nn/module.hpp"
+#include "../ops/elementwise.hpp"
+#include "../ops/linear.hpp"
+#include "../ops/margin.hpp"
+#include "../ops/matmul.hpp"
+#include "../ops/norm.hpp"
+#include "../ops/reduce.hpp"
+#include "margin_policy.hpp"
+
+namespace dml::heads {
+
+// The logits of an N x dim embedding for `classes` classes under policy P:
+//   Softmax        x W^T + b                                   (weight, bias)
+//   L2Constrained  (alpha x / |x|) W^T + b                     (weight, bias)
+//   Arc, Cos, Combined: s * margin(cos(x, w_j)) on the label column, no bias
+//   Sphere         |x| * blend(cos(x, w_j)) on the label column, no bias
+// Margins apply only in training mode when labels are given; otherwise the
+// head returns the plain scaled cosines (or linear logits). Parameter names:
+// `weight` [classes, dim], `bias` [classes]; Sphere adds the int64 buffer
+// `iteration` (its lambda schedule position). An all-zero embedding row is
+// normalised to zero, so its cosines are 0: a defined result, never NaN.
+template <class P, class T = float, class D = Cpu>
+class MarginHead : public nn::Module<T, D> {
+  static_assert(check_margin_policy<P>());
+  using Traits = PolicyTraits<P>;
+  using TensorT = Tensor<T, D>;
+  using Labels = Tensor<std::int64_t, D>;
+
+ public:
+  // Normalisation epsilon for embedding and weight rows.
+  static constexpr double kNormEps = 1e-12;
+
+  // Throws dml::Error for dim or classes < 1, or bad policy hyper-parameters.
+  MarginHead(std::int64_t dim, std::int64_t classes, P policy = {}, std::uint64_t seed = 0)
+      : policy_(policy), dim_(dim), classes_(classes) {
+    DML_CHECK(dim >= 1 && classes >= 1, "MarginHead: dim and classes must be >= 1, got ", dim, " and ", classes);
+    validate_policy(policy_);
+    Generator gen(seed);
+    weight_ = this->register_parameter("weight", TensorT::empty(Shape{classes, dim}));
+    if constexpr (Traits::kBias) {
+      // PyTorch's nn.Linear initialisation for the linear heads.
+      double bound = 1.0 / std::sqrt(static_cast<double>(dim));
+      nn::init::uniform_(weight_, gen, -bound, bound);
+      bias_ = this->register_parameter("bias", TensorT::empty(Shape{classes}));
+      nn::init::uniform_(bias_, gen, -bound, bound);
+    } else {
+      // Xavier (Glorot) uniform for the class centres of the cosine heads.
+      double a = std::sqrt(6.0 / static_cast<double>(dim + classes));
+      nn::init::uniform_(weight_, gen, -a, a);
+    }
+    if constexpr (Traits::kScheduled)
+      iteration_ = this->register_buffer("iteration", Labels::zeros(Shape{1}));
+  }
+
+  // Inference logits: no margin, whatever the mode.
+  TensorT forward(const TensorT& emb) override { return logits(emb, nullptr); }
+
+  // Training logits with the margin on each row's label column when the head
+  // is in training mode; in eval mode the same as forward(emb). A scheduled
+  // policy (Sphere) advances its iteration counter once per training call.
+  TensorT operator()(const TensorT& emb, const Labels& labels) { return logits(emb, &labels); }
+  using nn::Module<T, D>::operator();
+
+  std::string type_name() const override { return "MarginHead"; }
+
+  // The policy with its current schedule applied (Sphere's lambda).
+  P policy() const {
+    if constexpr (Traits::kScheduled) return policy_.at_iteration(iteration());
+    else return policy_;
+  }
+  // Training steps taken by a scheduled policy; 0 for the others.
+  std::int64_t iteration() const {
+    if constexpr (Traits::kScheduled) return iteration_.item();
+    else return 0;
+  }
+  const TensorT& weight() const { return weight_; }
+  // Undefined for the cosine heads, which have no bias.
+  const TensorT& bias() const { return bias_; }
+  std::int64_t dim() const { return dim_; }
+  std::int64_t classes() const { return classes_; }
+
+ private:
+  TensorT logits(const TensorT& emb, const Labels* labels) {
+    DML_CHECK(emb.defined() && emb.rank() == 2 && emb.dim(1) == dim_, "MarginHead: embedding of shape ",
+              emb.defined() ? emb.shape().str() : "undefined", " does not match the head's dimension ", dim_,
+              " (expected [N, ", dim_, "])");
+    if constexpr (Traits::kKind == HeadKind::kLinear) {
+      return ops::linear(emb, weight_, bias_);
+    } else if constexpr (Traits::kKind == HeadKind::kScaledLinear) {
+      return ops::linear(ops::l2_normalize(emb, kNormEps) * T(policy_.scale()), weight_, bias_);
+    } else {
+      TensorT cos = ops::matmul(ops::l2_normalize(emb, kNormEps), ops::l2_normalize(weight_, kNormEps), false, true);
+      if (labels && this->is_training()) {
+        P p = policy();
+        cos = ops::apply_margin(cos, *labels, p);
+        if constexpr (Traits::kScheduled) iteration_.copy_(Labels::from_vector({iteration() + 1}, Shape{1}));
+      }
+      if constexpr (Traits::kUsesFeatureNorm) {
+        TensorT norm = ops::sqrt(ops::sum(ops::square(emb), 1, true) + T(kNormEps));
+        return cos * norm;
+      } else {
+        return cos * T(policy_.scale());
+      }
+    }
+  }
+
+  P policy_;
+  std::int64_t dim_, classes_;
+  TensorT weight_, bias_;
+  Labels iteration_;
+};
+
+}  // namespace dml::heads

@@ -1,0 +1,439 @@
+// dml/heads/margin_policy.hpp: the margin policies of the classification heads
+// and the MarginPolicy concept that MarginHead checks them against.
+//
+// A policy is a trivially copyable aggregate holding its hyper-parameters. For
+// the target column it maps the cosine c = cos(theta) between an embedding and
+// its class weight to the target logit before scaling (`apply`) and gives the
+// derivative of that map w.r.t. c (`dapply`); both are DML_HD member templates
+// for float and double, so the CPU loop and the CUDA kernel run the same lines.
+// The formulas, their sources and the numerics are in docs/heads.md.
+#pragma once
+
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <numbers>
+#include <type_traits>
+
+#include "../backend/math.hpp"
+#include "../config.hpp"
+
+namespace dml::heads {
+
+// How MarginHead turns an embedding x into logits for a policy P:
+//   kLinear       x W^T + b                          (Softmax)
+//   kScaledLinear (scale() * x / |x|) W^T + b        (L2Constrained)
+//   kCosine       scale() * cos(x, w_j) with apply() on the label column, no
+//                 bias, rows of x and W normalised; when P::kUsesFeatureNorm the
+//                 logits are multiplied by |x| as well (Sphere).
+enum class HeadKind { kLinear, kScaledLinear, kCosine };
+
+// Half-width of the band at c = +-1 in which dapply is evaluated at
+// c = +-(1 - kCosEps) instead of c, so that the derivative of acos / sqrt(1 - c^2)
+// stays finite (|dtheta/dc| <= 1/sqrt(2 kCosEps): ~2.2e3 in double, ~7.1e2 in
+// float). Values are never computed at the shifted point.
+template <std::floating_point T>
+inline constexpr T kCosEps = std::is_same_v<T, float> ? T(1e-6) : T(1e-7);
+
+namespace detail {
+
+template <class T>
+inline constexpr T kPi = std::numbers::pi_v<T>;
+
+// Host-side hyper-parameter checks.
+inline bool finite(double x) { return std::isfinite(x); }
+
+// c clamped into [-1, 1]: a computed cosine may exceed 1 by rounding.
+template <class T>
+DML_HD T clamp_cos(T c) {
+  return math::clamp(c, T(-1), T(1));
+}
+
+// c clamped into [-1 + kCosEps, 1 - kCosEps], where dapply is evaluated.
+template <class T>
+DML_HD T clamp_cos_for_slope(T c) {
+  return math::clamp(c, T(-1) + kCosEps<T>, T(1) - kCosEps<T>);
+}
+
+// sin(theta) = sqrt(1 - c^2) for c in [-1, 1]; (1 - c)(1 + c) keeps the
+// relative accuracy near c = +-1 that 1 - c*c loses.
+template <class T>
+DML_HD T sin_from_cos(T c) {
+  return math::sqrt(math::max(T(0), (T(1) - c) * (T(1) + c)));
+}
+
+// (-1)^k for an integer k of either sign.
+DML_HD int alternating_sign(int k) { return (k & 1) ? -1 : 1; }
+
+// The SphereFace monotone extension of cos(t) for t >= 0:
+//   psi(t) = (-1)^k cos(t) - 2k,  k = floor(t / pi),
+// continuous, decreasing, and equal to cos(t) on [0, pi). dpsi_dt is its slope.
+template <class T>
+DML_HD T monotone_cos(T t, int k) {
+  return T(alternating_sign(k)) * math::cos(t) - T(2 * k);
+}
+template <class T>
+DML_HD T monotone_cos_dt(T t, int k) {
+  return -T(alternating_sign(k)) * math::sin(t);
+}
+template <class T>
+DML_HD int monotone_cos_branch(T t) {
+  return static_cast<int>(math::floor(t / kPi<T>));
+}
+
+}  // namespace detail
+
+// ArcFace (Deng et al. 2019), in the threshold form of insightface /
+// arcface-pytorch: with th = cos(pi - m) and mm = sin(pi - m) m (= -cos m, m sin m),
+//   apply(c) = cos(theta + m)   if c > th,   c - mm   otherwise.
+// The fallback is the reference's and is discontinuous at c = th: the limit
+// from above is cos(pi) = -1, apply(th) = -cos m - m sin m (-1.117 for
+// m = 0.5); the slope jumps from 0 to 1 there. apply is non-decreasing in c.
+// easy_margin: apply(c) = cos(theta + m) if c > 0, c otherwise.
+struct Arc {
+  static constexpr HeadKind kKind = HeadKind::kCosine;
+  double s = 30;
+  double m = 0.5;
+  bool easy_margin = false;
+
+  // The logit scale s.
+  DML_HD double scale() const { return s; }
+
+  // Target logit before scaling for the cosine c (clamped into [-1, 1]).
+  template <std::floating_point T>
+  DML_HD T apply(T c) const {
+    c = detail::clamp_cos(c);
+    const T mt = T(m);
+    const T phi = c * math::cos(mt) - detail::sin_from_cos(c) * math::sin(mt);
+    if (easy_margin) return c > T(0) ? phi : c;
+    return c > threshold<T>() ? phi : c - math::sin(detail::kPi<T> - mt) * mt;
+  }
+
+  // d apply / dc; on the cos(theta + m) branch evaluated at clamp_cos_for_slope(c).
+  template <std::floating_point T>
+  DML_HD T dapply(T c) const {
+    const T cv = detail::clamp_cos(c);
+    if (!(easy_margin ? cv > T(0) : cv > threshold<T>())) return T(1);
+    const T cd = detail::clamp_cos_for_slope(c);
+    const T mt = T(m);
+    return math::cos(mt) + math::sin(mt) * cd / detail::sin_from_cos(cd);
+  }
+
+  // th = cos(pi - m), computed as the reference does: below it theta + m > pi
+  // and the fallback branch applies.
+  template <std::floating_point T>
+  DML_HD T threshold() const {
+    return math::cos(detail::kPi<T> - T(m));
+  }
+
+  // Throws dml::Error unless s > 0 and 0 <= m < pi.
+  void validate() const {
+    DML_CHECK(s > 0 && detail::finite(s), "heads::Arc: s must be positive and finite, got s = ", s);
+    DML_CHECK(m >= 0 && m < detail::kPi<double>, "heads::Arc: m must lie in [0, pi), got m = ", m);
+  }
+};
+
+// CosFace / LMCL (Wang et al. 2018): apply(c) = c - m.
+struct Cos {
+  static constexpr HeadKind kKind = HeadKind::kCosine;
+  double s = 30;
+  double m = 0.4;
+
+  // The logit scale s.
+  DML_HD double scale() const { return s; }
+
+  // Target logit before scaling: c - m (c is not clamped; the map is linear).
+  template <std::floating_point T>
+  DML_HD T apply(T c) const {
+    return c - T(m);
+  }
+
+  // d apply / dc = 1.
+  template <std::floating_point T>
+  DML_HD T dapply(T) const {
+    return T(1);
+  }
+
+  // Throws dml::Error unless s > 0 and m is finite (negative margins allowed).
+  void validate() const {
+    DML_CHECK(s > 0 && detail::finite(s), "heads::Cos: s must be positive and finite, got s = ", s);
+    DML_CHECK(detail::finite(m), "heads::Cos: m must be finite, got m = ", m);
+  }
+};
+
+// SphereFace / A-Softmax (Liu et al. 2017) with the lambda annealing of the
+// reference Caffe code. For integer m, k = floor(m theta / pi) (at most m - 1):
+//   psi(c)   = (-1)^k T_m(c) - 2k,   T_m the Chebyshev polynomial, T_m(cos t) = cos(m t)
+//   apply(c) = (lambda c + psi(c)) / (1 + lambda)
+// k comes from comparing c with cos(j pi / m), so no acos is needed; psi is C^1.
+// The logits are scaled by the feature norm |x|, not by a fixed s: scale() is 1
+// and kUsesFeatureNorm tells MarginHead. The head owns the iteration counter
+// and sets `lambda` before each training step (see at_iteration).
+struct Sphere {
+  static constexpr HeadKind kKind = HeadKind::kCosine;
+  static constexpr bool kUsesFeatureNorm = true;
+  int m = 4;
+  double base = 1000;
+  double gamma = 0.12;
+  double power = 1;
+  double lambda_min = 5;
+  double lambda = 1000;  // current blend weight, lambda_at(iteration)
+
+  // 1: SphereFace multiplies by |x| instead (kUsesFeatureNorm).
+  DML_HD double scale() const { return 1; }
+
+  // lambda = max(lambda_min, base (1 + gamma iter)^(-power)).
+  DML_HD double lambda_at(std::int64_t iter) const {
+    return math::max(lambda_min, base * math::pow(1 + gamma * double(iter), -power));
+  }
+
+  // A copy with lambda = lambda_at(iter).
+  DML_HD Sphere at_iteration(std::int64_t iter) const {
+    Sphere p = *this;
+    p.lambda = lambda_at(iter);
+    return p;
+  }
+
+  // Target logit before multiplying by |x|, for the cosine c (clamped into [-1, 1]).
+  template <std::floating_point T>
+  DML_HD T apply(T c) const {
+    c = detail::clamp_cos(c);
+    T tm, dtm;
+    chebyshev(c, tm, dtm);
+    const int k = branch(c);
+    const T psi = T(detail::alternating_sign(k)) * tm - T(2 * k);
+    const T lam = T(lambda);
+    return (lam * c + psi) / (T(1) + lam);
+  }
+
+  // d apply / dc = (lambda + (-1)^k T_m'(c)) / (1 + lambda); finite everywhere.
+  template <std::floating_point T>
+  DML_HD T dapply(T c) const {
+    c = detail::clamp_cos(c);
+    T tm, dtm;
+    chebyshev(c, tm, dtm);
+    const T lam = T(lambda);
+    return (lam + T(detail::alternating_sign(branch(c))) * dtm) / (T(1) + lam);
+  }
+
+  // Throws dml::Error unless m >= 1, base > 0, gamma, power, lambda_min, lambda >= 0.
+  void validate() const {
+    DML_CHECK(m >= 1, "heads::Sphere: m must be an integer >= 1, got m = ", m);
+    DML_CHECK(base > 0 && detail::finite(base),
+              "heads::Sphere: base must be positive and finite, got ", base);
+    DML_CHECK(gamma >= 0 && detail::finite(gamma),
+              "heads::Sphere: gamma must be >= 0, got ", gamma);
+    DML_CHECK(power >= 0 && detail::finite(power),
+              "heads::Sphere: power must be >= 0, got ", power);
+    DML_CHECK(lambda_min >= 0 && detail::finite(lambda_min),
+              "heads::Sphere: lambda_min must be >= 0, got ", lambda_min);
+    DML_CHECK(lambda >= 0 && detail::finite(lambda),
+              "heads::Sphere: lambda must be >= 0, got ", lambda);
+  }
+
+ private:
+  // T_m(c) and T_m'(c) = m U_{m-1}(c) by the three-term recurrences.
+  template <class T>
+  DML_HD void chebyshev(T c, T& tm, T& dtm) const {
+    T t_prev = 1, t = c;           // T_0, T_1
+    T u_prev = 0, u = 1;           // U_{-1}, U_0
+    for (int n = 1; n < m; ++n) {
+      const T t_next = T(2) * c * t - t_prev;
+      const T u_next = T(2) * c * u - u_prev;
+      t_prev = t, t = t_next;
+      u_prev = u, u = u_next;
+    }
+    tm = t;
+    dtm = T(m) * u;
+  }
+
+  // k = #{ j in 1..m-1 : c <= cos(j pi / m) } = floor(m theta / pi) capped at
+  // m - 1, so that c = -1 lies on the last branch and its slope keeps its sign.
+  template <class T>
+  DML_HD int branch(T c) const {
+    int k = 0;
+    for (int j = 1; j < m; ++j) k += c <= math::cos(T(j) * detail::kPi<T> / T(m));
+    return k;
+  }
+};
+
+// insightface's combined margin: apply(c) = cos(m1 theta + m2) - m3 with
+// theta = acos(c). Contains Cos (m1 = 1, m2 = 0) and, for c > cos(pi - m2), Arc
+// (m1 = 1, m3 = 0). Where t = m1 theta + m2 leaves [0, pi) dml continues cos(t)
+// monotonically as SphereFace does, (-1)^k cos(t) - 2k with k = floor(t / pi),
+// instead of letting it rise again (insightface) or jumping (Arc's fallback).
+struct Combined {
+  static constexpr HeadKind kKind = HeadKind::kCosine;
+  double s = 64;
+  double m1 = 1;
+  double m2 = 0.5;
+  double m3 = 0;
+
+  // The logit scale s.
+  DML_HD double scale() const { return s; }
+
+  // Target logit before scaling for the cosine c (clamped into [-1, 1]).
+  template <std::floating_point T>
+  DML_HD T apply(T c) const {
+    const T t = T(m1) * math::acos(detail::clamp_cos(c)) + T(m2);
+    return detail::monotone_cos(t, detail::monotone_cos_branch(t)) - T(m3);
+  }
+
+  // d apply / dc = -m1 psi'(t) / sin(theta), evaluated at clamp_cos_for_slope(c).
+  template <std::floating_point T>
+  DML_HD T dapply(T c) const {
+    c = detail::clamp_cos_for_slope(c);
+    const T t = T(m1) * math::acos(c) + T(m2);
+    return -T(m1) * detail::monotone_cos_dt(t, detail::monotone_cos_branch(t)) /
+           detail::sin_from_cos(c);
+  }
+
+  // Throws dml::Error unless s > 0, m1 > 0 and m2, m3 are finite.
+  void validate() const {
+    DML_CHECK(s > 0 && detail::finite(s),
+              "heads::Combined: s must be positive and finite, got s = ", s);
+    DML_CHECK(m1 > 0 && detail::finite(m1),
+              "heads::Combined: m1 must be positive and finite, got m1 = ", m1);
+    DML_CHECK(detail::finite(m2), "heads::Combined: m2 must be finite, got ", m2);
+    DML_CHECK(detail::finite(m3), "heads::Combined: m3 must be finite, got ", m3);
+  }
+};
+
+// Plain softmax: a linear layer with bias, nothing normalised, no margin.
+// apply is the identity so generic code may still call it.
+struct Softmax {
+  static constexpr HeadKind kKind = HeadKind::kLinear;
+
+  // 1: the logits are not scaled.
+  DML_HD double scale() const { return 1; }
+
+  // The identity.
+  template <std::floating_point T>
+  DML_HD T apply(T c) const {
+    return c;
+  }
+
+  // 1.
+  template <std::floating_point T>
+  DML_HD T dapply(T) const {
+    return T(1);
+  }
+};
+
+// L2-constrained softmax (Ranjan et al. 2017): each embedding row is normalised
+// and multiplied by alpha, then a linear layer with bias; weights are not
+// normalised and there is no margin (apply is the identity).
+struct L2Constrained {
+  static constexpr HeadKind kKind = HeadKind::kScaledLinear;
+  double alpha = 16;
+
+  // alpha, the norm every embedding row is scaled to.
+  DML_HD double scale() const { return alpha; }
+
+  // The identity.
+  template <std::floating_point T>
+  DML_HD T apply(T c) const {
+    return c;
+  }
+
+  // 1.
+  template <std::floating_point T>
+  DML_HD T dapply(T) const {
+    return T(1);
+  }
+
+  // Throws dml::Error unless alpha > 0 and finite.
+  void validate() const {
+    DML_CHECK(alpha > 0 && detail::finite(alpha),
+              "heads::L2Constrained: alpha must be positive and finite, got alpha = ", alpha);
+  }
+};
+
+namespace detail {
+
+template <class P>
+concept HasApply = requires(const P& p, float f, double d) {
+  { p.apply(f) } -> std::same_as<float>;
+  { p.apply(d) } -> std::same_as<double>;
+};
+
+template <class P>
+concept HasDapply = requires(const P& p, float f, double d) {
+  { p.dapply(f) } -> std::same_as<float>;
+  { p.dapply(d) } -> std::same_as<double>;
+};
+
+template <class P>
+concept HasScale = requires(const P& p) {
+  { p.scale() } -> std::convertible_to<double>;
+};
+
+template <class P>
+concept HasKind = requires {
+  { P::kKind } -> std::convertible_to<HeadKind>;
+};
+
+template <class P>
+constexpr bool uses_feature_norm() {
+  if constexpr (requires { { P::kUsesFeatureNorm } -> std::convertible_to<bool>; }) {
+    return P::kUsesFeatureNorm;
+  } else {
+    return false;
+  }
+}
+
+}  // namespace detail
+
+// A margin policy: trivially copyable (it is copied into CUDA kernels), with
+// apply/dapply mapping float -> float and double -> double, scale() and the
+// static HeadKind kKind. Optional: static bool kUsesFeatureNorm (default false),
+// `P at_iteration(std::int64_t) const` for annealed policies, and a host
+// `validate()` that throws dml::Error for bad hyper-parameters.
+template <class P>
+concept MarginPolicy = std::is_trivially_copyable_v<P> && detail::HasApply<P> &&
+                       detail::HasDapply<P> && detail::HasScale<P> && detail::HasKind<P>;
+
+template <class P>
+inline constexpr bool is_margin_policy_v = MarginPolicy<P>;
+
+// What MarginHead needs to know about P at compile time (see HeadKind).
+template <MarginPolicy P>
+struct PolicyTraits {
+  static constexpr HeadKind kKind = P::kKind;
+  static constexpr bool kNormalizeEmbedding = kKind != HeadKind::kLinear;
+  static constexpr bool kNormalizeWeight = kKind == HeadKind::kCosine;
+  static constexpr bool kBias = kKind != HeadKind::kCosine;
+  static constexpr bool kMargin = kKind == HeadKind::kCosine;
+  static constexpr bool kUsesFeatureNorm = detail::uses_feature_norm<P>();
+  static constexpr bool kScheduled = requires(const P& p, std::int64_t i) {
+    { p.at_iteration(i) } -> std::same_as<P>;
+  };
+};
+
+// Compile-time check with one readable message per missing requirement; call
+// it as `static_assert(check_margin_policy<P>())` or from a class body.
+template <class P>
+consteval bool check_margin_policy() {
+  static_assert(std::is_trivially_copyable_v<P>,
+                "dml::heads: a margin policy must be trivially copyable (it is passed by value "
+                "to CUDA kernels)");
+  static_assert(detail::HasApply<P>,
+                "dml::heads: a margin policy needs `template <class T> DML_HD T apply(T cos) "
+                "const` returning T for T = float and double");
+  static_assert(detail::HasDapply<P>,
+                "dml::heads: a margin policy needs `template <class T> DML_HD T dapply(T cos) "
+                "const` (d apply / d cos) returning T for T = float and double");
+  static_assert(detail::HasScale<P>,
+                "dml::heads: a margin policy needs `DML_HD double scale() const`");
+  static_assert(detail::HasKind<P>,
+                "dml::heads: a margin policy needs `static constexpr HeadKind kKind`");
+  return MarginPolicy<P>;
+}
+
+// Calls p.validate() when P has one: throws dml::Error for bad hyper-parameters.
+template <MarginPolicy P>
+void validate_policy(const P& p) {
+  if constexpr (requires { p.validate(); }) p.validate();
+}
+
+}  // namespace dml::heads

@@ -1,0 +1,111 @@
+// dml/nn/batchnorm.hpp: BatchNorm1d and BatchNorm2d, as PyTorch's.
+#pragma once
+
+#include <optional>
+
+#include "../ops/batchnorm.hpp"
+#include "module.hpp"
+
+namespace dml::nn {
+
+struct BatchNormOptions {
+  double eps = 1e-5;
+  // Weight of the batch in the running statistics; nullopt: the cumulative
+  // average (1 / num_batches_tracked), as PyTorch's momentum=None.
+  std::optional<double> momentum = 0.1;
+  bool affine = true;               // learnable weight (1) and bias (0)
+  bool track_running_stats = true;  // running_mean, running_var, num_batches_tracked
+};
+
+// Shared by BatchNorm1d and BatchNorm2d, which differ in the ranks they accept.
+// Training mode normalises with batch statistics and updates the running ones
+// (unbiased variance) and num_batches_tracked; eval mode uses the running
+// statistics. Without track_running_stats both modes use batch statistics.
+template <class T = float, class D = Cpu>
+class BatchNormBase : public Module<T, D> {
+ public:
+  BatchNormBase(std::int64_t features, BatchNormOptions opt) : features_(features), opt_(opt) {
+    DML_CHECK(features >= 1, "BatchNorm: num_features must be >= 1, got ", features);
+    if (opt.affine) {
+      weight_ = this->register_parameter("weight", Tensor<T, D>::ones(Shape{features}));
+      bias_ = this->register_parameter("bias", Tensor<T, D>::zeros(Shape{features}));
+    }
+    if (opt.track_running_stats) {
+      running_mean_ = this->register_buffer("running_mean", Tensor<T, D>::zeros(Shape{features}));
+      running_var_ = this->register_buffer("running_var", Tensor<T, D>::ones(Shape{features}));
+      num_batches_ = this->register_buffer("num_batches_tracked", Tensor<std::int64_t, D>::zeros(Shape{}));
+    }
+  }
+
+  Tensor<T, D> forward(const Tensor<T, D>& x) override {
+    check_input(x);
+    const bool update = this->is_training() && opt_.track_running_stats;
+    double momentum = opt_.momentum.value_or(0.0);
+    if (update) {
+      std::int64_t n = num_batches_.item() + 1;
+      num_batches_.copy_(Tensor<std::int64_t, D>::from_vector({n}, Shape{}));
+      if (!opt_.momentum) momentum = 1.0 / static_cast<double>(n);
+    }
+    const bool batch_stats = this->is_training() || !opt_.track_running_stats;
+    Tensor<T, D> rm, rv;
+    if (opt_.track_running_stats && (update || !batch_stats)) {
+      rm = running_mean_;
+      rv = running_var_;
+    }
+    return ops::batch_norm(x, weight_, bias_, rm, rv, ops::BatchNormOptions{batch_stats, momentum, opt_.eps});
+  }
+
+  std::int64_t num_features() const { return features_; }
+  const BatchNormOptions& options() const { return opt_; }
+  // Undefined without affine / track_running_stats.
+  const Tensor<T, D>& weight() const { return weight_; }
+  const Tensor<T, D>& bias() const { return bias_; }
+  const Tensor<T, D>& running_mean() const { return running_mean_; }
+  const Tensor<T, D>& running_var() const { return running_var_; }
+  const Tensor<std::int64_t, D>& num_batches_tracked() const { return num_batches_; }
+
+ protected:
+  virtual void check_input(const Tensor<T, D>& x) const = 0;
+  void check_channels(const Tensor<T, D>& x) const {
+    DML_CHECK(x.dim(1) == features_, this->type_name(), ": input of shape ", x.shape().str(), " has ", x.dim(1),
+              " channels, expected ", features_);
+  }
+
+ private:
+  std::int64_t features_;
+  BatchNormOptions opt_;
+  Tensor<T, D> weight_, bias_, running_mean_, running_var_;
+  Tensor<std::int64_t, D> num_batches_;
+};
+
+// Over [N, C] or [N, C, L].
+template <class T = float, class D = Cpu>
+class BatchNorm1d : public BatchNormBase<T, D> {
+ public:
+  explicit BatchNorm1d(std::int64_t features, BatchNormOptions opt = {}) : BatchNormBase<T, D>(features, opt) {}
+  std::string type_name() const override { return "BatchNorm1d"; }
+
+ protected:
+  void check_input(const Tensor<T, D>& x) const override {
+    DML_CHECK(x.defined() && (x.rank() == 2 || x.rank() == 3), "BatchNorm1d: expected a 2-D or 3-D input, got ",
+              dml::detail::shape_or_undefined(x));
+    this->check_channels(x);
+  }
+};
+
+// Over [N, C, H, W].
+template <class T = float, class D = Cpu>
+class BatchNorm2d : public BatchNormBase<T, D> {
+ public:
+  explicit BatchNorm2d(std::int64_t features, BatchNormOptions opt = {}) : BatchNormBase<T, D>(features, opt) {}
+  std::string type_name() const override { return "BatchNorm2d"; }
+
+ protected:
+  void check_input(const Tensor<T, D>& x) const override {
+    DML_CHECK(x.defined() && x.rank() == 4, "BatchNorm2d: expected a 4-D input, got ",
+              dml::detail::shape_or_undefined(x));
+    this->check_channels(x);
+  }
+};
+
+}  // namespace dml::nn
