@@ -74,7 +74,9 @@ int vote(const std::int32_t* neighbours, const std::vector<int>& labels) {
 double knn_accuracy(const float* x, std::int64_t n, std::int64_t dim, const std::vector<int>& labels) {
   std::vector<std::int32_t> index(n * kVoteK);
   if (dim == 2) {
+#if defined(_OPENMP)
 #pragma omp parallel for schedule(dynamic, 64)
+#endif
     for (std::int64_t i = 0; i < n; ++i) {
       std::vector<std::pair<double, std::int32_t>> d;
       d.reserve(n);

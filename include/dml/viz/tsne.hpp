@@ -32,7 +32,7 @@ struct TsneOptions {
   double momentum_start = 0.5, momentum_final = 0.8;
   std::uint64_t seed = 0;
   bool pca_init = true;                                    // else N(0, 1e-4^2)
-  int threads = 0;                                         // 0 = all OpenMP threads
+  int threads = 0;                                         // 0 = all OpenMP threads; at most one per 2048 points
   std::function<void(int iter, double kl)> progress = {};  // called every report_every steps and at the end
   int report_every = 50;
 };
@@ -50,8 +50,9 @@ struct TsneResult {
 namespace detail {
 
 inline constexpr std::int64_t kTsneMinPoints = 4;
-inline constexpr double kPcaInitStd = 1e-4;     // std of the first coordinate, as sklearn
-inline constexpr double kPcaInitJitter = 1e-8;  // seeded noise that breaks exact ties
+inline constexpr std::int64_t kTsnePointsPerThread = 2048;  // fewer points per thread: fewer threads
+inline constexpr double kPcaInitStd = 1e-4;                 // std of the first coordinate, as sklearn
+inline constexpr double kPcaInitJitter = 1e-8;              // seeded noise that breaks exact ties
 inline constexpr double kGainMin = 0.01;
 
 inline void check_tsne_options(const TsneOptions& o) {
@@ -112,7 +113,10 @@ inline std::vector<double> tsne_initial(const float* x, std::int64_t n, std::int
 inline TsneResult tsne(const float* x, std::int64_t n, std::int64_t dim, const TsneOptions& options = {}) {
   detail::check_tsne_options(options);
   detail::check_tsne_input(x, n, dim);
-  const int threads = detail::tsne_threads(options.threads);
+  // Short steps gain nothing from a second thread but pay a join per step,
+  // which stalls badly on a busy host. The output does not depend on it.
+  const int threads = static_cast<int>(std::min<std::int64_t>(
+      detail::tsne_threads(options.threads), std::max<std::int64_t>(1, n / detail::kTsnePointsPerThread)));
 
   TsneResult result;
   result.n = n;
