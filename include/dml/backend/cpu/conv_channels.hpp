@@ -161,6 +161,48 @@ void block_weight_add(const Conv2dGeom& g, const ConvBlock& blk, const T* dwc, T
       K);
 }
 
+// The direct forms of block_weight / block_weight_add, reading and writing w
+// in its own [o, c, kh, kw] layout (strided), for blocks that use few taps.
+template <class T>
+void gather_block_weight(const Conv2dGeom& g, const ConvBlock& blk, const T* w, T* out) {
+  const std::int64_t nr = blk.r.taps(), nc = blk.c.taps(), K = nr * nc * g.c;
+  parallel_for(
+      g.o,
+      [&](std::int64_t o) {
+        const T* src = w + o * g.c * g.kh * g.kw;
+        T* dst = out + o * K;
+        for (std::int64_t i = 0; i < nr; ++i)
+          for (std::int64_t j = 0; j < nc; ++j)
+            for (std::int64_t c = 0; c < g.c; ++c)
+              dst[(i * nc + j) * g.c + c] = src[(c * g.kh + blk.r.t0 + i) * g.kw + blk.c.t0 + j];
+      },
+      K);
+}
+template <class T>
+void scatter_add_block_weight(const Conv2dGeom& g, const ConvBlock& blk, const T* dwc, T* gw) {
+  const std::int64_t nr = blk.r.taps(), nc = blk.c.taps(), K = nr * nc * g.c;
+  parallel_for(
+      g.o,
+      [&](std::int64_t o) {
+        const T* src = dwc + o * K;
+        T* dst = gw + o * g.c * g.kh * g.kw;
+        for (std::int64_t i = 0; i < nr; ++i)
+          for (std::int64_t j = 0; j < nc; ++j)
+            for (std::int64_t c = 0; c < g.c; ++c)
+              dst[(c * g.kh + blk.r.t0 + i) * g.kw + blk.c.t0 + j] += src[(i * nc + j) * g.c + c];
+      },
+      K);
+}
+
+// Whether the blocks read at least kh * kw taps in all, so that transposing the
+// whole weight once pays (a 3x3 conv on 1x1 maps reads only the centre tap:
+// then each block gathers its taps from w directly).
+inline bool transpose_weight_once(const Conv2dGeom& g, const std::vector<ConvBlock>& blocks) {
+  std::int64_t taps = 0;
+  for (const ConvBlock& b : blocks) taps += b.taps();
+  return taps >= g.kh * g.kw;
+}
+
 // Rows of the block, channels-last: dst[b, p, :] = rows[(b, p), :] (scatter)
 // or rows[(b, p), :] = src[b, p, :] (gather), for rows of `width` elements.
 template <class T>
@@ -197,8 +239,11 @@ void channels_forward(const Conv2dGeom& g, const T* x, const T* w, const T* bias
   const auto blocks = conv_blocks(g);
   const bool whole = blocks.size() == 1;
   const std::int64_t chunk = conv_chunk(g, false);
-  T* wt = scratch<T>(7, g.o * g.c * g.kh * g.kw);
-  weight_to_taps_major(g, w, wt);
+  T* wt = nullptr;  // the weight, taps-major, when transposed once
+  if (transpose_weight_once(g, blocks)) {
+    wt = scratch<T>(7, g.o * g.c * g.kh * g.kw);
+    weight_to_taps_major(g, w, wt);
+  }
   for (std::int64_t b0 = 0; b0 < g.n; b0 += chunk) {
     const std::int64_t nb = std::min(chunk, g.n - b0);
     const T* xt = x + b0 * in_img;
@@ -221,7 +266,14 @@ void channels_forward(const Conv2dGeom& g, const T* x, const T* w, const T* bias
           gather_rows_block(g, blk, xt, nb, t);
           a = t;
         }
-        const T* wc = block_weight(g, blk, static_cast<const T*>(wt), scratch<T>(0, g.o * K));
+        const T* wc = nullptr;
+        if (wt) {
+          wc = block_weight(g, blk, static_cast<const T*>(wt), scratch<T>(0, g.o * K));
+        } else {
+          T* t = scratch<T>(0, g.o * K);
+          gather_block_weight(g, blk, w, t);
+          wc = t;
+        }
         Gemm::gemm(false, true, M, g.o, K, T(1), a, K, wc, K, T(0), rows_out, g.o);
       }
       if (!whole) move_block_rows(g, blk, nb, g.o, rows_out, yt, false);
@@ -248,13 +300,14 @@ void channels_backward(const Conv2dGeom& g, const T* gy, const T* x, const T* w,
   const auto blocks = conv_blocks(g);
   const bool whole = blocks.size() == 1;
   const std::int64_t chunk = conv_chunk(g, false), wsize = g.o * g.c * g.kh * g.kw;
-  T* wt = nullptr;   // the weight, taps-major (for gx)
-  T* gwt = nullptr;  // its gradient, taps-major (for gw)
-  if (gx) {
+  const bool transposed = transpose_weight_once(g, blocks);
+  T* wt = nullptr;   // the weight, taps-major (for gx), when transposed
+  T* gwt = nullptr;  // its gradient, taps-major (for gw), when transposed
+  if (gx && transposed) {
     wt = scratch<T>(7, wsize);
     weight_to_taps_major(g, w, wt);
   }
-  if (gw) {
+  if (gw && transposed) {
     gwt = scratch<T>(8, wsize);
     std::fill(gwt, gwt + wsize, T(0));
   }
@@ -295,16 +348,24 @@ void channels_backward(const Conv2dGeom& g, const T* gy, const T* x, const T* w,
           gather_rows_block(g, blk, xt, nb, t);
           a = t;
         }
-        if (blk.taps() == g.kh * g.kw) {
+        if (gwt && blk.taps() == g.kh * g.kw) {
           Gemm::gemm(true, false, g.o, K, M, T(1), rows_gy, g.o, a, K, T(1), gwt, K);
         } else {
           T* dwc = scratch<T>(6, g.o * K);
           Gemm::gemm(true, false, g.o, K, M, T(1), rows_gy, g.o, a, K, T(0), dwc, K);
-          block_weight_add(g, blk, static_cast<const T*>(dwc), gwt);
+          if (gwt) block_weight_add(g, blk, static_cast<const T*>(dwc), gwt);
+          else scatter_add_block_weight(g, blk, static_cast<const T*>(dwc), gw);
         }
       }
       if (gx) {
-        const T* wc = block_weight(g, blk, static_cast<const T*>(wt), scratch<T>(0, g.o * K));
+        const T* wc = nullptr;
+        if (wt) {
+          wc = block_weight(g, blk, static_cast<const T*>(wt), scratch<T>(0, g.o * K));
+        } else {
+          T* t = scratch<T>(0, g.o * K);
+          gather_block_weight(g, blk, w, t);
+          wc = t;
+        }
         if (direct) {  // the only block: its rows are the input pixels themselves
           Gemm::gemm(false, false, M, K, g.o, T(1), rows_gy, g.o, wc, K, T(0), gxt, K);
         } else {
@@ -316,7 +377,7 @@ void channels_backward(const Conv2dGeom& g, const T* gy, const T* x, const T* w,
     }
     if (gx && hw > 1) to_channels_first(static_cast<const T*>(gxt), gxb, nb, g.c, hw, static_cast<const T*>(nullptr));
   }
-  if (gw) add_taps_major_to_weight(g, static_cast<const T*>(gwt), gw);
+  if (gwt) add_taps_major_to_weight(g, static_cast<const T*>(gwt), gw);
 }
 
 }  // namespace dml::cpu::conv_detail
