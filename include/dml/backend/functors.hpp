@@ -44,7 +44,7 @@ struct Clamp {
   template <class T> DML_HD T grad(T x, T, T g) const { return (x > T(lo) && x < T(hi)) ? g : T(0); }
 };
 struct Relu {
-  template <class T> DML_HD T operator()(T x) const { return x > T(0) ? x : T(0); }
+  template <class T> DML_HD T operator()(T x) const { return x < T(0) ? T(0) : x; }  // NaN propagates, as in PyTorch
   template <class T> DML_HD T grad(T x, T, T g) const { return x > T(0) ? g : T(0); }
 };
 struct Sigmoid {

@@ -186,6 +186,13 @@ class Module {
   }
   // Direct children, in registration order.
   std::vector<std::pair<std::string, Module*>> named_children() const { return children_; }
+  // This module ("") and every descendant, depth first, each with its dotted
+  // prefix ("layer1.0.bn1." for layer1.0.bn1).
+  std::vector<std::pair<std::string, const Module*>> named_modules() const {
+    std::vector<std::pair<std::string, const Module*>> out;
+    visit("", [&](const std::string& prefix, const Module& m) { out.emplace_back(prefix, &m); });
+    return out;
+  }
 
   // Parameters and buffers by dotted name, in PyTorch's order: per module its
   // own parameters, then its own buffers, then each child. The entries are

@@ -88,20 +88,51 @@ inline io::RawTensor adapt_input_channels(const std::string& name, const io::Raw
 
 }  // namespace detail
 
-// The module's state dict as host tensors: floating entries as F32 (float) or
-// F64 (double), counters as I64.
+// A state dict as host tensors, each name with `prefix` prepended: floating
+// entries as F32 (float) or F64 (double), counters as I64. Values are copied
+// bit for bit. Throws dml::Error when a prefixed name is already in `out`.
 template <class T, class D>
-io::TensorMap to_tensor_map(const Module<T, D>& m) {
-  io::TensorMap out;
-  for (const auto& [name, entry] : m.state_dict()) {
+void append_tensor_map(const StateDict<T, D>& sd, const std::string& prefix, io::TensorMap& out) {
+  for (const auto& [name, entry] : sd) {
     std::visit(
         [&](const auto& t) {
           std::vector<std::int64_t> shape(t.shape().begin(), t.shape().end());
-          out.emplace(name, io::RawTensor::from(t.to_vector(), std::move(shape)));
+          const bool fresh = out.emplace(prefix + name, io::RawTensor::from(t.to_vector(), std::move(shape))).second;
+          DML_CHECK(fresh, "to_tensor_map: two tensors are named '", prefix + name, "'");
         },
         entry);
   }
+}
+template <class T, class D>
+io::TensorMap to_tensor_map(const StateDict<T, D>& sd) {
+  io::TensorMap out;
+  append_tensor_map(sd, "", out);
   return out;
+}
+
+// The entries of `map` whose names start with `prefix`, prefix removed, as a
+// state dict: I64 and I32 entries as int64 counters, F32 and F64 entries
+// converted to T (exact when the file holds T). Throws dml::Error naming the
+// tensor for any other dtype.
+template <class T, class D>
+StateDict<T, D> state_dict_from(const io::TensorMap& map, const std::string& prefix = "") {
+  StateDict<T, D> sd;
+  for (const auto& [name, raw] : map) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    Shape shape(std::span<const std::int64_t>(raw.shape.data(), raw.shape.size()));
+    const std::string key = name.substr(prefix.size());
+    if (raw.dtype == io::DType::I64 || raw.dtype == io::DType::I32)
+      sd.insert(key, Tensor<std::int64_t, D>::from_vector(detail::convert_raw<std::int64_t>(name, raw), shape));
+    else
+      sd.insert(key, Tensor<T, D>::from_vector(detail::convert_raw<T>(name, raw), shape));
+  }
+  return sd;
+}
+
+// The module's state dict as host tensors (see above).
+template <class T, class D>
+io::TensorMap to_tensor_map(const Module<T, D>& m) {
+  return to_tensor_map(m.state_dict());
 }
 
 // Loads named tensors into the module. Floating entries are converted to T

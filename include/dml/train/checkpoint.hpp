@@ -1,0 +1,169 @@
+// dml/train/checkpoint.hpp: the file a Learner saves and resumes from, and
+// the JSON forms of what it holds besides tensors (schedules, generator
+// states, data-loader positions).
+//
+// A checkpoint is a safetensors file: the tensors under prefixes ("body.",
+// "head.", "loss.<name>.", "optim.") and everything else as "__metadata__"
+// strings, "dml.format" = kCheckpointFormat first among them. Writing is
+// atomic (temporary file, fsync, rename) and keeps the previous checkpoint as
+// "<path>.prev".
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <variant>
+
+#include "../config.hpp"
+#include "../core/random.hpp"
+#include "../data/loader.hpp"
+#include "../io/json.hpp"
+#include "../io/safetensors.hpp"
+#include "../optim/schedule.hpp"
+
+namespace dml::train {
+
+namespace json = io::json;
+
+inline constexpr const char* kCheckpointFormat = "dml-checkpoint-1";
+
+// What a checkpoint file holds.
+struct CheckpointFile {
+  io::TensorMap tensors;
+  io::StringMap metadata;
+};
+
+// Writes `ckpt` to path atomically; an existing file at path is first renamed
+// to "<path>.prev" (replacing any older one), so the last good checkpoint
+// survives a crash at any point. Throws dml::Error naming the path on I/O
+// failure.
+inline void write_checkpoint(const std::filesystem::path& path, CheckpointFile ckpt) {
+  ckpt.metadata["dml.format"] = kCheckpointFormat;
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    std::filesystem::path prev = path;
+    prev += ".prev";
+    std::filesystem::rename(path, prev, ec);
+    DML_CHECK(!ec, path.string(), ": cannot keep the previous checkpoint as ", prev.string(), ": ", ec.message());
+  }
+  io::save_safetensors(path, ckpt.tensors, ckpt.metadata);
+}
+
+// Reads a checkpoint. Throws dml::Error naming the file when it is missing,
+// malformed (see io::read_safetensors), or not a dml checkpoint of this format.
+inline CheckpointFile read_checkpoint(const std::filesystem::path& path) {
+  io::SafetensorsFile f = io::read_safetensors(path);
+  auto it = f.metadata.find("dml.format");
+  DML_CHECK(it != f.metadata.end(), path.string(), ": not a dml checkpoint (no dml.format in the metadata)");
+  DML_CHECK(it->second == kCheckpointFormat, path.string(), ": checkpoint format '", it->second,
+            "' is not the one this dml reads (", kCheckpointFormat, ")");
+  return {std::move(f.tensors), std::move(f.metadata)};
+}
+
+namespace detail {
+
+// A metadata entry parsed as JSON; throws naming the file and key.
+inline json::Value meta_json(const CheckpointFile& f, const std::string& key, const std::string& file) {
+  auto it = f.metadata.find(key);
+  DML_CHECK(it != f.metadata.end(), file, ": checkpoint lacks '", key, "'");
+  try {
+    return json::parse(it->second);
+  } catch (const Error& e) {
+    throw Error(::dml::detail::concat(file, ": checkpoint entry '", key, "' is not valid JSON: ", e.message()));
+  }
+}
+
+// 64-bit unsigned values travel as decimal strings (JSON integers are int64).
+inline json::Value u64(std::uint64_t v) { return json::Value(std::to_string(v)); }
+inline std::uint64_t u64(const json::Value& v) {
+  const std::string& s = v.as_string();
+  std::size_t used = 0;
+  unsigned long long x = 0;
+  try {
+    x = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  DML_CHECK(used == s.size() && !s.empty() && s[0] != '-', "checkpoint: '", s, "' is not an unsigned integer");
+  return static_cast<std::uint64_t>(x);
+}
+
+}  // namespace detail
+
+// Generator states as {"seed": "…", "counter": "…", "unused": n}.
+inline json::Value to_json(const Generator::State& s) {
+  json::Object o;
+  o.emplace_back("seed", detail::u64(s.seed));
+  o.emplace_back("counter", detail::u64(s.counter));
+  o.emplace_back("unused", static_cast<std::int64_t>(s.unused));
+  return o;
+}
+inline Generator::State generator_state_from_json(const json::Value& v) {
+  const std::int64_t unused = v.at("unused").as_int();
+  DML_CHECK(unused >= 0 && unused <= 4, "checkpoint: generator 'unused' must lie in [0, 4], got ", unused);
+  return {detail::u64(v.at("seed")), detail::u64(v.at("counter")), static_cast<std::uint32_t>(unused)};
+}
+
+inline json::Value to_json(const data::LoaderState& s) {
+  json::Object o;
+  o.emplace_back("seed", detail::u64(s.seed));
+  o.emplace_back("epoch", s.epoch);
+  o.emplace_back("position", s.position);
+  o.emplace_back("dataset_size", s.dataset_size);
+  o.emplace_back("batch_size", s.batch_size);
+  return o;
+}
+inline data::LoaderState loader_state_from_json(const json::Value& v) {
+  return {detail::u64(v.at("seed")), v.at("epoch").as_int(), v.at("position").as_int(),
+          v.at("dataset_size").as_int(), v.at("batch_size").as_int()};
+}
+
+// A schedule as {"kind": "OneCycle", <its fields>}.
+inline json::Value to_json(const optim::Schedule& schedule) {
+  json::Object o;
+  std::visit(
+      [&](const auto& s) {
+        using S = std::decay_t<decltype(s)>;
+        if constexpr (std::is_same_v<S, optim::Constant>) {
+          o.emplace_back("kind", "Constant");
+        } else if constexpr (std::is_same_v<S, optim::StepDecay>) {
+          o.emplace_back("kind", "StepDecay");
+          o.emplace_back("step_size", s.step_size);
+          o.emplace_back("gamma", s.gamma);
+        } else if constexpr (std::is_same_v<S, optim::Cosine>) {
+          o.emplace_back("kind", "Cosine");
+          o.emplace_back("eta_min", s.eta_min);
+        } else {
+          o.emplace_back("kind", "OneCycle");
+          o.emplace_back("pct_start", s.pct_start);
+          o.emplace_back("div", s.div);
+          o.emplace_back("div_final", s.div_final);
+          o.emplace_back("moms", json::Array{s.moms[0], s.moms[1], s.moms[2]});
+          o.emplace_back("cycle_momentum", s.cycle_momentum);
+        }
+      },
+      schedule);
+  return o;
+}
+inline optim::Schedule schedule_from_json(const json::Value& v) {
+  const std::string& kind = v.at("kind").as_string();
+  if (kind == "Constant") return optim::Constant{};
+  if (kind == "StepDecay") return optim::StepDecay{v.at("step_size").as_int(), v.at("gamma").as_double()};
+  if (kind == "Cosine") return optim::Cosine{v.at("eta_min").as_double()};
+  if (kind == "OneCycle") {
+    optim::OneCycle s;
+    s.pct_start = v.at("pct_start").as_double();
+    s.div = v.at("div").as_double();
+    s.div_final = v.at("div_final").as_double();
+    const json::Array& m = v.at("moms").as_array();
+    DML_CHECK(m.size() == 3, "checkpoint: OneCycle moms must hold 3 values, got ", m.size());
+    for (std::size_t i = 0; i < 3; ++i) s.moms[i] = m[i].as_double();
+    s.cycle_momentum = v.at("cycle_momentum").as_bool();
+    return s;
+  }
+  throw Error(::dml::detail::concat("checkpoint: unknown schedule kind '", kind, "'"));
+}
+
+}  // namespace dml::train

@@ -1,0 +1,602 @@
+// dml/train/learner.hpp: train::Learner, the training loop. It ties a body
+// (embedding network), a head (logits from embeddings, margin in training),
+// optional extra losses (Center Loss), data and an optimiser together:
+//
+//   train::Learner learn(body, head, data, optim::AdamW{.lr = 1e-3});
+//   learn.add_loss(center, 1.0 / 8);
+//   learn.freeze();                  // the reference experiment: one epoch frozen
+//   learn.fit_one_cycle(1);
+//   learn.unfreeze();
+//   learn.fit_one_cycle(4, 1e-3);    // prints fastai's epoch table
+//
+// Loss of a batch = cross_entropy(head(body(x), y), y) + sum_k w_k * extra_k(body(x), y).
+// A non-finite loss stops training with a dml::Error naming the epoch, the
+// batch and the term. save_checkpoint / resume continue a run bit for bit.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "../config.hpp"
+#include "../core/tensor.hpp"
+#include "../data/dataset.hpp"
+#include "../data/loader.hpp"
+#include "../losses/cross_entropy.hpp"
+#include "../nn/module.hpp"
+#include "../nn/serialize.hpp"
+#include "../optim/optimizer.hpp"
+#include "../optim/schedule.hpp"
+#include "checkpoint.hpp"
+#include "progress.hpp"
+
+namespace dml::train {
+
+struct LearnerOptions {
+  std::int64_t batch_size = 128;
+  data::Augment augment = {};      // applied to training batches only
+  std::uint64_t seed = 0;          // shuffle and augmentation
+  bool drop_last = true;           // fastai's default for training batches
+  bool prefetch = true;            // assemble the next batch on a background thread
+  double label_smoothing = 0;      // for the cross-entropy term
+  std::int64_t valid_batch_size = 256;
+  bool quiet = false;              // print nothing (no table, no progress)
+  Progress progress = Progress::Auto;
+  std::ostream* out = &std::cout;  // where the table and progress go
+  // When set, a checkpoint is written there after every epoch.
+  std::filesystem::path checkpoint = {};
+  // freeze() leaves these body parameters trainable: names starting with one
+  // of the prefixes (the embedding head of nn::ResNet18, a torchvision fc)
+  // and, with train_bn (fastai's default), every BatchNorm parameter.
+  std::vector<std::string> trainable_when_frozen = {"head.", "fc."};
+  bool train_bn = true;
+};
+
+// One row of the epoch table. valid_loss and accuracy are NaN without a test set.
+struct EpochStats {
+  std::int64_t epoch = 0;
+  double train_loss = 0, valid_loss = 0, accuracy = 0, seconds = 0;
+};
+
+// What a batch-end callback sees.
+struct BatchInfo {
+  std::int64_t epoch = 0, batch = 0, batches = 0;  // batch index within the epoch, of `batches`
+  std::int64_t step = 0, total_steps = 0;          // position in the current fit
+  double loss = 0, lr = 0;                         // the batch's loss; the lr of group 0
+};
+
+template <class T, class D>
+class Learner;
+
+// Callbacks run after each training batch and after each epoch's table row.
+// They may call learn.stop() (early stopping), save a checkpoint, or read
+// anything from the learner.
+template <class T, class D>
+struct Callback {
+  std::function<void(Learner<T, D>&, const BatchInfo&)> on_batch_end;
+  std::function<void(Learner<T, D>&, const EpochStats&)> on_epoch_end;
+};
+
+namespace detail {
+
+template <class T, class D>
+std::pair<T, D> module_types(const nn::Module<T, D>*);  // declaration only: deduces T and D
+
+template <class M>
+using ModuleTypes = decltype(module_types(std::declval<const M*>()));
+
+// A batch's images as Tensor<T, D> (a device copy; a conversion for double).
+template <class T, class D>
+Tensor<T, D> images_as(const Tensor<float, Cpu>& x) {
+  if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<D, Cpu>) return x;
+    else return x.template to<D>();
+  } else {
+    std::vector<float> v = x.to_vector();
+    return Tensor<T, D>::from_vector(std::vector<T>(v.begin(), v.end()), x.shape());
+  }
+}
+
+template <class D>
+Tensor<std::int64_t, D> labels_as(const Tensor<std::int64_t, Cpu>& y) {
+  if constexpr (std::is_same_v<D, Cpu>) return y;
+  else return y.template to<D>();
+}
+
+}  // namespace detail
+
+template <class T = float, class D = Cpu>
+class Learner {
+ public:
+  using TensorT = Tensor<T, D>;
+  using Labels = Tensor<std::int64_t, D>;
+  using ModuleT = nn::Module<T, D>;
+
+  // Trains `body` (images -> embeddings) with `head` (embeddings -> logits; a
+  // head with operator()(emb, labels) gets the labels in training, as
+  // heads::MarginHead does) on data.train, validating on data.test. The
+  // optimiser options (optim::SGD, Adam, AdamW) are bound to the parameters of
+  // body, head and extra losses when training starts, with no weight decay on
+  // biases and BatchNorm (optim::default_groups). Body and head must outlive
+  // the learner. Throws dml::Error for an empty training set or bad options.
+  template <class Body, class Head, optim::Options O>
+    requires std::derived_from<Body, ModuleT> && std::derived_from<Head, ModuleT>
+  Learner(Body& body, Head& head, data::Splits data, O optimiser, LearnerOptions opts = {})
+      : body_(body), head_(head), data_(std::move(data)), opts_(std::move(opts)),
+        loader_(checked(data_.train, opts_),
+                data::LoaderOptions{.batch_size = opts_.batch_size, .shuffle = true, .drop_last = opts_.drop_last,
+                                    .seed = opts_.seed, .prefetch = opts_.prefetch, .augment = opts_.augment}),
+        make_optimizer_([optimiser](std::vector<optim::ParamGroup<T, D>> groups) {
+          return optim::make_unique(optimiser, std::move(groups));
+        }) {
+    optimiser.validate();
+    head_logits_ = [&head](const TensorT& emb, const Labels* labels) -> TensorT {
+      if constexpr (requires { head(emb, *labels); }) {
+        if (labels) return head(emb, *labels);
+      }
+      return head(emb);
+    };
+  }
+
+  Learner(const Learner&) = delete;
+  Learner& operator=(const Learner&) = delete;
+
+  // Adds weight * extra(embeddings, labels) to the loss (e.g. losses::CenterLoss
+  // with weight 1/8). `name` labels the term in messages and checkpoints
+  // (default "loss<k>"). Throws dml::Error for a non-finite or negative weight,
+  // a repeated name, or once training has started when extra has parameters
+  // (the optimiser already holds its parameter list).
+  template <class Loss>
+    requires std::derived_from<Loss, ModuleT> && requires(Loss& l, const TensorT& e, const Labels& y) {
+      { l(e, y) } -> std::convertible_to<TensorT>;
+    }
+  void add_loss(Loss& extra, double weight, std::string name = "") {
+    DML_CHECK(std::isfinite(weight) && weight >= 0, "Learner::add_loss: weight must be finite and >= 0, got ", weight);
+    if (name.empty()) name = "loss" + std::to_string(extras_.size());
+    DML_CHECK(name.find('.') == std::string::npos, "Learner::add_loss: name '", name, "' must not contain '.'");
+    for (const auto& e : extras_) DML_CHECK(e.name != name, "Learner::add_loss: a loss is already named '", name, "'");
+    DML_CHECK(!optimizer_ || extra.num_parameters() == 0, "Learner::add_loss: '", name,
+              "' has parameters, but the optimiser was already built: add losses before training");
+    extra.train(body_.is_training());
+    extras_.push_back({&extra, [&extra](const TensorT& e, const Labels& y) -> TensorT { return extra(e, y); },
+                       weight, std::move(name)});
+  }
+
+  // Trains `epochs` epochs with the learning rate of each parameter group
+  // shaped by `schedule` over the whole fit (Constant: the optimiser's lr).
+  void fit(std::int64_t epochs, optim::Schedule schedule = optim::Constant{}) { start(epochs, schedule, {}); }
+
+  // fastai's fit_one_cycle: warm-up then cosine annealing of the lr (and
+  // inverse cycling of momentum / Adam's beta1) over `epochs` epochs, peaking
+  // at max_lr (default: the optimiser's lr).
+  void fit_one_cycle(std::int64_t epochs, std::optional<double> max_lr = {}, optim::OneCycle cycle = {}) {
+    start(epochs, cycle, max_lr);
+  }
+
+  // Freezes the body except its trainable_when_frozen parameters and (with
+  // train_bn) its BatchNorm parameters: the others get requires_grad false, so
+  // no gradient is computed for them and the optimiser leaves them alone.
+  void freeze() {
+    std::vector<std::string> keep;
+    if (opts_.train_bn)
+      for (const auto& [prefix, m] : body_.named_modules())
+        if (m->type_name().rfind("BatchNorm", 0) == 0) keep.push_back(prefix);
+    for (auto& [name, p] : body_.named_parameters()) {
+      bool trainable = nn::detail::has_prefix(name, opts_.trainable_when_frozen);
+      for (const std::string& bn : keep)
+        if (name.compare(0, bn.size(), bn) == 0 && name.find('.', bn.size()) == std::string::npos) trainable = true;
+      if (!trainable) {
+        p.zero_grad();
+        p.requires_grad_(false);
+      }
+    }
+    frozen_ = true;
+  }
+  // Makes every body parameter trainable again.
+  void unfreeze() {
+    for (auto& [name, p] : body_.named_parameters()) p.requires_grad_(true);
+    frozen_ = false;
+  }
+  bool frozen() const noexcept { return frozen_; }
+
+  // Loss and accuracy of the inference logits on data.test (eval mode, no
+  // graph; extra losses included, without updating their state). NaN when
+  // there is no test set.
+  EpochStats validate() {
+    EpochStats s;
+    s.epoch = loader_.epoch();
+    const auto t0 = std::chrono::steady_clock::now();
+    if (data_.test.empty()) {
+      s.valid_loss = s.accuracy = std::numeric_limits<double>::quiet_NaN();
+      return s;
+    }
+    ModeGuard guard(*this, false);
+    NoGrad no_grad;
+    double loss_sum = 0;
+    std::int64_t correct = 0, n = 0;
+    for_each_batch(data_.test, "valid", [&](const data::Batch& b, const TensorT& emb, const Labels& y) {
+      TensorT logits = head_logits_(emb, nullptr);
+      double loss = losses::cross_entropy(logits, y, opts_.label_smoothing).item();
+      for (auto& e : extras_) loss += e.weight * static_cast<double>(e.fn(emb, y).item());
+      loss_sum += loss * static_cast<double>(b.size());
+      correct += count_correct(logits, b.labels);
+      n += b.size();
+    });
+    s.valid_loss = loss_sum / static_cast<double>(n);
+    s.accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return s;
+  }
+
+  // Inference logits [N, classes] of every image of ds, in order (eval mode, no graph).
+  TensorT predict(const data::Dataset& ds) {
+    DML_CHECK(!ds.empty(), "Learner::predict: empty dataset");
+    ModeGuard guard(*this, false);
+    NoGrad no_grad;
+    std::vector<T> out;
+    std::int64_t classes = 0;
+    for_each_batch(ds, "predict", [&](const data::Batch&, const TensorT& emb, const Labels&) {
+      TensorT logits = head_logits_(emb, nullptr);
+      classes = logits.dim(1);
+      std::vector<T> v = logits.to_vector();
+      out.insert(out.end(), v.begin(), v.end());
+    });
+    return Tensor<T, Cpu>::from_vector(out, Shape{ds.size(), classes}).template to<D>();
+  }
+
+  // Stops training after the current batch (from a callback: early stopping).
+  // The fit stays unfinished: a checkpoint taken now resumes it.
+  void stop() noexcept { stop_ = true; }
+
+  void add_callback(Callback<T, D> cb) { callbacks_.push_back(std::move(cb)); }
+
+  // Epoch rows printed so far, including those of a resumed run.
+  const std::vector<EpochStats>& history() const noexcept { return history_; }
+  // Epochs completed (the data loader's epoch).
+  std::int64_t epoch() const { return loader_.epoch(); }
+  // The optimiser (built on first use).
+  optim::Optimizer<T, D>& optimizer() { return opt(); }
+  const data::Splits& data() const noexcept { return data_; }
+  const LearnerOptions& options() const noexcept { return opts_; }
+
+  // Writes everything a run depends on to `path` (see checkpoint.hpp):
+  // weights and buffers of body, head and extra losses (Center Loss centers,
+  // SphereFace's iteration), optimiser state, the fit's schedule and position,
+  // the data loader's position, every module's random generators, frozen
+  // state and history. Atomic; the previous file is kept as "<path>.prev".
+  void save_checkpoint(const std::filesystem::path& path) {
+    CheckpointFile f;
+    nn::append_tensor_map(body_.state_dict(), "body.", f.tensors);
+    nn::append_tensor_map(head_.state_dict(), "head.", f.tensors);
+    for (const auto& e : extras_) nn::append_tensor_map(e.module->state_dict(), "loss." + e.name + ".", f.tensors);
+    nn::append_tensor_map(opt().state_dict(), "optim.", f.tensors);
+    auto& m = f.metadata;
+    m["dml.element"] = element_name();
+    m["dml.optimizer"] = opt().name();
+    m["dml.loader"] = json::dump(to_json(loader_.state()));
+    json::Object gens;
+    for_each_generator([&](const std::string& name, Generator& g) { gens.emplace_back(name, to_json(g.state())); });
+    m["dml.generators"] = json::dump(gens);
+    json::Object plan;
+    plan.emplace_back("active", plan_.active);
+    plan.emplace_back("schedule", to_json(plan_.schedule));
+    plan.emplace_back("max_lr", plan_.max_lr ? json::Value(*plan_.max_lr) : json::Value(nullptr));
+    plan.emplace_back("step", plan_.step);
+    plan.emplace_back("total", plan_.total);
+    plan.emplace_back("end_epoch", plan_.end_epoch);
+    plan.emplace_back("loss_sum", epoch_loss_sum_);
+    plan.emplace_back("loss_count", epoch_loss_count_);
+    plan.emplace_back("seconds", epoch_seconds_);
+    m["dml.plan"] = json::dump(plan);
+    m["dml.frozen"] = frozen_ ? "true" : "false";
+    json::Array hist;
+    for (const EpochStats& s : history_) hist.push_back(json::Array{s.epoch, finite_or_null(s.train_loss),
+                                                                    finite_or_null(s.valid_loss),
+                                                                    finite_or_null(s.accuracy), s.seconds});
+    m["dml.history"] = json::dump(hist);
+    write_checkpoint(path, std::move(f));
+  }
+
+  // Restores everything save_checkpoint wrote into this learner, which must
+  // have been built the same way (same modules, extra losses, optimiser rule
+  // and data sizes). Throws dml::Error naming the file and every mismatch,
+  // leaving the learner as it was.
+  void load_checkpoint(const std::filesystem::path& path) {
+    const std::string file = path.string();
+    CheckpointFile f = read_checkpoint(path);
+    // Parse and check everything before touching any state.
+    DML_CHECK(f.metadata["dml.element"] == element_name(), file, ": checkpoint holds ", f.metadata["dml.element"],
+              " weights, this learner trains ", element_name());
+    DML_CHECK(f.metadata["dml.optimizer"] == opt().name(), file, ": checkpoint was written by a ",
+              f.metadata["dml.optimizer"], " optimiser, this learner uses ", opt().name());
+    const data::LoaderState ls = loader_state_from_json(detail::meta_json(f, "dml.loader", file));
+    const json::Value gens = detail::meta_json(f, "dml.generators", file);
+    const json::Value plan = detail::meta_json(f, "dml.plan", file);
+    const json::Value hist = detail::meta_json(f, "dml.history", file);
+    std::vector<std::string> prefixes = {"body.", "head.", "optim."};
+    for (const auto& e : extras_) prefixes.push_back("loss." + e.name + ".");
+    for (const auto& [name, t] : f.tensors)
+      DML_CHECK(nn::detail::has_prefix(name, prefixes), file, ": unexpected tensor '", name,
+                "' (a checkpoint of a learner with other extra losses?)");
+    Plan new_plan{plan.at("active").as_bool(), schedule_from_json(plan.at("schedule")),
+                  plan.at("max_lr").is_null() ? std::nullopt : std::optional<double>(plan.at("max_lr").as_double()),
+                  plan.at("step").as_int(), plan.at("total").as_int(), plan.at("end_epoch").as_int()};
+    std::vector<std::pair<Generator*, Generator::State>> gen_states;
+    for_each_generator([&](const std::string& name, Generator& g) {
+      const json::Value* v = gens.find(name);
+      DML_CHECK(v, file, ": checkpoint has no state for generator '", name, "'");
+      gen_states.emplace_back(&g, generator_state_from_json(*v));
+    });
+    std::vector<EpochStats> new_hist;
+    for (const json::Value& r : hist.as_array()) {
+      const json::Array& a = r.as_array();
+      DML_CHECK(a.size() == 5, file, ": a history row must hold 5 values");
+      new_hist.push_back({a[0].as_int(), number_or_nan(a[1]), number_or_nan(a[2]), number_or_nan(a[3]),
+                          a[4].as_double()});
+    }
+
+    // Apply, rolling back to a snapshot if any part is refused.
+    CheckpointFile backup;
+    nn::append_tensor_map(body_.state_dict(), "body.", backup.tensors);
+    nn::append_tensor_map(head_.state_dict(), "head.", backup.tensors);
+    for (const auto& e : extras_) nn::append_tensor_map(e.module->state_dict(), "loss." + e.name + ".", backup.tensors);
+    nn::append_tensor_map(opt().state_dict(), "optim.", backup.tensors);
+    const data::LoaderState old_loader = loader_.state();
+    auto apply = [&](const io::TensorMap& tensors, const data::LoaderState& loader_state) {
+      body_.load_state_dict(nn::state_dict_from<T, D>(tensors, "body."));
+      head_.load_state_dict(nn::state_dict_from<T, D>(tensors, "head."));
+      for (const auto& e : extras_)
+        e.module->load_state_dict(nn::state_dict_from<T, D>(tensors, "loss." + e.name + "."));
+      opt().load_state_dict(nn::state_dict_from<T, D>(tensors, "optim."));
+      loader_.set_state(loader_state);
+    };
+    try {
+      apply(f.tensors, ls);
+    } catch (const Error& e) {
+      apply(backup.tensors, old_loader);
+      throw Error(::dml::detail::concat(file, ": ", e.message()));
+    }
+    for (auto& [g, st] : gen_states) g->set_state(st);
+    plan_ = new_plan;
+    epoch_loss_sum_ = plan.at("loss_sum").as_double();
+    epoch_loss_count_ = plan.at("loss_count").as_int();
+    epoch_seconds_ = plan.at("seconds").as_double();
+    history_ = std::move(new_hist);
+    if (f.metadata["dml.frozen"] == "true") freeze();
+    else unfreeze();
+  }
+
+  // load_checkpoint(path), then finishes the fit it interrupted (if any), so
+  // that fit + save + resume in a new process ends exactly as the fit alone.
+  void resume(const std::filesystem::path& path) {
+    load_checkpoint(path);
+    if (plan_.active) run();
+  }
+
+ private:
+  struct Extra {
+    ModuleT* module;
+    std::function<TensorT(const TensorT&, const Labels&)> fn;
+    double weight;
+    std::string name;
+  };
+  // The fit under way: lr schedule over `total` optimiser steps, ending when
+  // the loader reaches `end_epoch`.
+  struct Plan {
+    bool active = false;
+    optim::Schedule schedule = optim::Constant{};
+    std::optional<double> max_lr;
+    std::int64_t step = 0, total = 1, end_epoch = 0;
+  };
+  // Sets train/eval mode on every module for a scope, then restores it.
+  struct ModeGuard {
+    ModeGuard(Learner& l, bool training) : l(l), was(l.body_.is_training()) { l.set_mode(training); }
+    ~ModeGuard() { l.set_mode(was); }
+    Learner& l;
+    bool was;
+  };
+
+  static const data::Dataset& checked(const data::Dataset& train, const LearnerOptions& o) {
+    DML_CHECK(!train.empty(), "Learner: the training set is empty");
+    DML_CHECK(o.out != nullptr, "Learner: options.out is null");
+    DML_CHECK(o.valid_batch_size >= 1, "Learner: valid_batch_size must be >= 1, got ", o.valid_batch_size);
+    DML_CHECK(o.label_smoothing >= 0 && o.label_smoothing <= 1, "Learner: label_smoothing must lie in [0, 1], got ",
+              o.label_smoothing);
+    return train;
+  }
+  static const char* element_name() { return std::is_same_v<T, float> ? "float" : "double"; }
+  static json::Value finite_or_null(double x) { return std::isfinite(x) ? json::Value(x) : json::Value(nullptr); }
+  static double number_or_nan(const json::Value& v) {
+    return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.as_double();
+  }
+
+  void set_mode(bool training) {
+    body_.train(training);
+    head_.train(training);
+    for (auto& e : extras_) e.module->train(training);
+  }
+
+  optim::Optimizer<T, D>& opt() {
+    if (!optimizer_) {
+      std::vector<optim::NamedParam<T, D>> params = optim::named_params(body_, "body.");
+      for (auto& p : optim::named_params(head_, "head.")) params.push_back(std::move(p));
+      for (const auto& e : extras_)
+        for (auto& p : optim::named_params(*e.module, "loss." + e.name + ".")) params.push_back(std::move(p));
+      optimizer_ = make_optimizer_(optim::decay_groups(std::move(params)));
+    }
+    return *optimizer_;
+  }
+
+  template <class F>
+  void for_each_generator(F&& f) {
+    for (auto& [name, g] : body_.named_generators()) f("body." + name, *g);
+    for (auto& [name, g] : head_.named_generators()) f("head." + name, *g);
+    for (auto& e : extras_)
+      for (auto& [name, g] : e.module->named_generators()) f("loss." + e.name + "." + name, *g);
+  }
+
+  // Runs f(batch, embeddings, labels) over ds in order, in batches of valid_batch_size.
+  template <class F>
+  void for_each_batch(const data::Dataset& ds, const char* label, F&& f) {
+    data::DataLoader loader(ds, {.batch_size = opts_.valid_batch_size, .shuffle = false, .prefetch = true});
+    ProgressBar bar(*opts_.out, opts_.quiet ? Progress::Quiet : bar_mode_for_inner());
+    bar.start(label, loader.num_batches());
+    std::int64_t done = 0;
+    for (const data::Batch& b : loader) {
+      TensorT emb = body_(detail::images_as<T, D>(b.images));
+      f(b, emb, detail::labels_as<D>(b.labels));
+      bar.update(++done);
+    }
+    bar.finish();
+  }
+  // Validation passes are short: a bar on a terminal, no lines in logs.
+  Progress bar_mode_for_inner() const {
+    ProgressBar probe(*opts_.out, opts_.progress);
+    return probe.mode() == Progress::Bar ? Progress::Bar : Progress::Quiet;
+  }
+
+  static std::int64_t count_correct(const TensorT& logits, const Tensor<std::int64_t, Cpu>& labels) {
+    const std::vector<T> v = logits.to_vector();
+    const std::vector<std::int64_t> y = labels.to_vector();
+    const std::int64_t c = logits.dim(1);
+    std::int64_t correct = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      const T* row = v.data() + static_cast<std::int64_t>(i) * c;
+      correct += (std::max_element(row, row + c) - row) == y[i];
+    }
+    return correct;
+  }
+
+  void start(std::int64_t epochs, const optim::Schedule& schedule, std::optional<double> max_lr) {
+    DML_CHECK(epochs >= 1, "Learner::fit: epochs must be >= 1, got ", epochs);
+    DML_CHECK(!max_lr || (std::isfinite(*max_lr) && *max_lr > 0), "Learner::fit_one_cycle: max_lr must be > 0, got ",
+              max_lr.value_or(0));
+    const std::int64_t nb = loader_.num_batches();
+    plan_ = Plan{true, schedule, max_lr, 0, epochs * nb - loader_.position(), loader_.epoch() + epochs};
+    if (loader_.position() == 0) epoch_loss_sum_ = 0, epoch_loss_count_ = 0, epoch_seconds_ = 0;
+    run();
+  }
+
+  // Sets each group's lr (and the momentum) for the plan's current step. With
+  // max_lr, group g peaks at max_lr * base_lr(g) / base_lr(0), so groups keep
+  // their ratios; otherwise at its own base lr.
+  void apply_schedule() {
+    optim::Optimizer<T, D>& o = opt();
+    const std::int64_t step = std::min(plan_.step, plan_.total);
+    for (std::size_t g = 0; g < o.num_groups(); ++g) {
+      double peak = o.base_lr(g);
+      if (plan_.max_lr) peak = o.base_lr(0) > 0 ? *plan_.max_lr * o.base_lr(g) / o.base_lr(0) : *plan_.max_lr;
+      o.set_lr(g, optim::lr_at(plan_.schedule, step, plan_.total, peak));
+    }
+    if (auto m = optim::momentum_at(plan_.schedule, step, plan_.total); m && o.has_momentum()) o.set_momentum(*m);
+  }
+
+  void run() {
+    stop_ = false;
+    set_mode(true);
+    const bool print = !opts_.quiet;
+    EpochTable table(*opts_.out, {"epoch", "train_loss", "valid_loss", "accuracy", "time"});
+    if (print) table.header();
+    ProgressBar bar(*opts_.out, opts_.quiet ? Progress::Quiet : opts_.progress);
+    while (loader_.epoch() < plan_.end_epoch && !stop_) {
+      const std::int64_t epoch = loader_.epoch(), nb = loader_.num_batches();
+      const auto t0 = std::chrono::steady_clock::now();
+      bar.start("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(plan_.end_epoch), nb);
+      SmoothedLoss smooth;
+      for (;;) {
+        if (stop_ && loader_.position() < nb) break;  // a stop on the last batch still ends the epoch
+        std::optional<data::Batch> b = loader_.next();
+        if (!b) break;
+        const double loss = train_batch(*b);
+        epoch_loss_sum_ += loss * static_cast<double>(b->size());
+        epoch_loss_count_ += b->size();
+        smooth.add(loss);
+        bar.update(b->index + 1, smooth.value());
+        BatchInfo info{epoch, b->index, nb, plan_.step, plan_.total, loss, opt().lr(0)};
+        for (auto& cb : callbacks_)
+          if (cb.on_batch_end) cb.on_batch_end(*this, info);
+      }
+      epoch_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      bar.finish();
+      if (loader_.epoch() == epoch) break;  // stopped mid-epoch
+      EpochStats s = validate();
+      s.epoch = epoch;
+      s.train_loss = epoch_loss_sum_ / static_cast<double>(std::max<std::int64_t>(epoch_loss_count_, 1));
+      s.seconds += epoch_seconds_;
+      epoch_loss_sum_ = 0, epoch_loss_count_ = 0, epoch_seconds_ = 0;
+      history_.push_back(s);
+      if (print)
+        table.row({std::to_string(s.epoch), EpochTable::number(s.train_loss), cell(s.valid_loss), cell(s.accuracy),
+                   format_time(s.seconds)});
+      if (loader_.epoch() >= plan_.end_epoch) plan_.active = false;
+      if (!opts_.checkpoint.empty()) save_checkpoint(opts_.checkpoint);
+      for (auto& cb : callbacks_)
+        if (cb.on_epoch_end) cb.on_epoch_end(*this, s);
+    }
+  }
+  static std::string cell(double x) { return std::isfinite(x) ? EpochTable::number(x) : "#na#"; }
+
+  // One optimiser step on batch b; returns its loss.
+  double train_batch(const data::Batch& b) {
+    optim::Optimizer<T, D>& o = opt();
+    apply_schedule();
+    const TensorT x = detail::images_as<T, D>(b.images);
+    const Labels y = detail::labels_as<D>(b.labels);
+    TensorT emb = body_(x);
+    TensorT loss = losses::cross_entropy(head_logits_(emb, &y), y, opts_.label_smoothing);
+    double value = check_finite(loss.item(), "cross_entropy", b);
+    for (auto& e : extras_) {
+      TensorT term = e.fn(emb, y);
+      value += e.weight * check_finite(term.item(), e.name.c_str(), b);
+      loss = loss + term * T(e.weight);
+    }
+    check_finite(value, "the total", b);
+    o.zero_grad();
+    loss.backward();
+    o.step();
+    ++plan_.step;
+    return value;
+  }
+  double check_finite(double v, const char* term, const data::Batch& b) const {
+    DML_CHECK(std::isfinite(v), "Learner: non-finite loss at epoch ", b.epoch, ", batch ", b.index, ": ", term, " = ",
+              v, " (lower the learning rate or check the data)");
+    return v;
+  }
+
+  ModuleT& body_;
+  ModuleT& head_;
+  std::function<TensorT(const TensorT&, const Labels*)> head_logits_;
+  std::vector<Extra> extras_;
+  data::Splits data_;
+  LearnerOptions opts_;
+  data::DataLoader loader_;
+  std::function<std::unique_ptr<optim::Optimizer<T, D>>(std::vector<optim::ParamGroup<T, D>>)> make_optimizer_;
+  std::unique_ptr<optim::Optimizer<T, D>> optimizer_;
+  std::vector<Callback<T, D>> callbacks_;
+  std::vector<EpochStats> history_;
+  Plan plan_;
+  double epoch_loss_sum_ = 0, epoch_seconds_ = 0;
+  std::int64_t epoch_loss_count_ = 0;
+  bool frozen_ = false, stop_ = false;
+};
+
+template <class Body, class Head, class O>
+Learner(Body&, Head&, data::Splits, O)
+    -> Learner<typename detail::ModuleTypes<Body>::first_type, typename detail::ModuleTypes<Body>::second_type>;
+template <class Body, class Head, class O>
+Learner(Body&, Head&, data::Splits, O, LearnerOptions)
+    -> Learner<typename detail::ModuleTypes<Body>::first_type, typename detail::ModuleTypes<Body>::second_type>;
+
+}  // namespace dml::train
