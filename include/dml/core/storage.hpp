@@ -1,29 +1,129 @@
 // dml/core/storage.hpp: owning, device-tagged buffers.
 #pragma once
 
+#include <bit>
 #include <cstddef>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <unordered_map>
+#include <vector>
 
 #include "../config.hpp"
 #include "device.hpp"
 
 namespace dml {
 
-// Host memory: 64-byte aligned so Eigen and AVX-512 loads are aligned.
+namespace detail {
+
+// Keeps freed host blocks of 64 KiB and more for reuse, by size class (a
+// quarter octave: at most 25 % slack), up to a byte limit. A training step
+// allocates the same sizes every time, so after the first step most
+// allocations are served from here instead of from fresh mmap'ed pages that
+// the kernel must fault in and zero on every step (that costs ~2.5x in
+// ResNet18 training with glibc's defaults). Thread-safe.
+class HostCache {
+ public:
+  static constexpr std::size_t kMinBytes = std::size_t{64} << 10;
+  static constexpr std::size_t kAlignment = 64;
+
+  static HostCache& instance() {
+    static HostCache* cache = new HostCache;  // never destroyed: tensors may outlive static destructors
+    return *cache;
+  }
+  // The size a request of `bytes` is served with.
+  static std::size_t size_class(std::size_t bytes) noexcept {
+    if (bytes < kMinBytes) return bytes;
+    const int k = std::bit_width(bytes) - 1;  // 2^k <= bytes < 2^(k+1)
+    const std::size_t step = std::size_t{1} << (k - 2);
+    return (bytes + step - 1) / step * step;
+  }
+  void* get(std::size_t bytes) {
+    if (bytes >= kMinBytes) {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = free_.find(bytes);
+      if (it != free_.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        cached_ -= bytes;
+        return p;
+      }
+    }
+    return ::operator new(bytes, std::align_val_t(kAlignment), std::nothrow);
+  }
+  void put(void* p, std::size_t bytes) noexcept {
+    if (bytes >= kMinBytes) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (cached_ + bytes <= limit_) {
+        try {
+          free_[bytes].push_back(p);
+          cached_ += bytes;
+          return;
+        } catch (...) {  // no memory for the bookkeeping: free the block instead
+        }
+      }
+    }
+    ::operator delete(p, std::align_val_t(kAlignment));
+  }
+  // Frees every cached block.
+  void release() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [bytes, blocks] : free_)
+      for (void* p : blocks) ::operator delete(p, std::align_val_t(kAlignment));
+    free_.clear();
+    cached_ = 0;
+  }
+  std::size_t cached_bytes() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    return cached_;
+  }
+  std::size_t limit() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    return limit_;
+  }
+  void set_limit(std::size_t bytes) noexcept {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      limit_ = bytes;
+    }
+    if (cached_bytes() > bytes) release();
+  }
+
+ private:
+  HostCache() = default;
+  std::mutex mu_;
+  std::unordered_map<std::size_t, std::vector<void*>> free_;
+  std::size_t cached_ = 0;
+#if defined(__SANITIZE_ADDRESS__)
+  std::size_t limit_ = 0;  // no reuse under AddressSanitizer: it must see every free
+#else
+  std::size_t limit_ = std::size_t{4} << 30;
+#endif
+};
+
+}  // namespace detail
+
+// Host memory: 64-byte aligned so Eigen and AVX-512 loads are aligned. Blocks
+// of 64 KiB and more are recycled through a cache (see detail::HostCache);
+// empty_cache() returns them to the system, set_cache_limit() bounds them
+// (default 4 GiB; 0 turns caching off, as under AddressSanitizer).
 template <>
 struct Memory<Cpu> {
-  static constexpr std::size_t kAlignment = 64;
+  static constexpr std::size_t kAlignment = detail::HostCache::kAlignment;
   // Returns uninitialised memory; throws dml::Error when the allocation fails.
   static void* allocate(std::size_t bytes) {
     if (bytes == 0) return nullptr;
-    void* p = ::operator new(bytes, std::align_val_t(kAlignment), std::nothrow);
+    void* p = detail::HostCache::instance().get(detail::HostCache::size_class(bytes));
     DML_CHECK(p != nullptr, "host allocation of ", bytes, " bytes failed");
     return p;
   }
-  static void deallocate(void* p, std::size_t /*bytes*/) noexcept {
-    if (p) ::operator delete(p, std::align_val_t(kAlignment));
+  static void deallocate(void* p, std::size_t bytes) noexcept {
+    if (p) detail::HostCache::instance().put(p, detail::HostCache::size_class(bytes));
   }
+  static void empty_cache() noexcept { detail::HostCache::instance().release(); }
+  static std::size_t cached_bytes() noexcept { return detail::HostCache::instance().cached_bytes(); }
+  static void set_cache_limit(std::size_t bytes) noexcept { detail::HostCache::instance().set_limit(bytes); }
+  static std::size_t cache_limit() noexcept { return detail::HostCache::instance().limit(); }
   static void zero(void* p, std::size_t bytes) noexcept {
     if (bytes) std::memset(p, 0, bytes);
   }
