@@ -2,8 +2,11 @@
 #pragma once
 
 #include <cstdint>
-#include <source_location>
 #include <sstream>
+#include <version>
+#if __has_include(<source_location>)
+#include <source_location>
+#endif
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -18,12 +21,35 @@
 
 namespace dml {
 
+// Where an Error was raised. std::source_location where the standard library
+// has it; otherwise (clang 14 with libstdc++ 12) the same two fields from the
+// compiler builtins.
+#if defined(__cpp_lib_source_location)
+using SourceLocation = std::source_location;
+#else
+struct SourceLocation {
+  static constexpr SourceLocation current(const char* file = __builtin_FILE(),
+                                          std::uint_least32_t line = __builtin_LINE()) noexcept {
+    SourceLocation s;
+    s.file_ = file;
+    s.line_ = line;
+    return s;
+  }
+  constexpr const char* file_name() const noexcept { return file_; }
+  constexpr std::uint_least32_t line() const noexcept { return line_; }
+
+ private:
+  const char* file_ = "";
+  std::uint_least32_t line_ = 0;
+};
+#endif
+
 // Error is thrown for bad input: a shape mismatch, a malformed file, a bad
 // argument. what() holds the message followed by " [at file:line]".
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message,
-                 std::source_location where = std::source_location::current())
+                 SourceLocation where = SourceLocation::current())
       : std::runtime_error(message + " [at " + short_file(where.file_name()) + ":" +
                            std::to_string(where.line()) + "]"),
         message_(message),

@@ -30,7 +30,7 @@ inline constexpr int kDefaultMaxDepth = 128;
 class ParseError : public Error {
  public:
   ParseError(std::string reason, std::size_t offset,
-             std::source_location where = std::source_location::current())
+             SourceLocation where = SourceLocation::current())
       : Error("json: " + reason + " at byte " + std::to_string(offset), where),
         reason_(std::move(reason)),
         offset_(offset) {}

@@ -93,14 +93,15 @@ inline io::RawTensor adapt_input_channels(const std::string& name, const io::Raw
 // bit for bit. Throws dml::Error when a prefixed name is already in `out`.
 template <class T, class D>
 void append_tensor_map(const StateDict<T, D>& sd, const std::string& prefix, io::TensorMap& out) {
-  for (const auto& [name, entry] : sd) {
+  for (const auto& item : sd) {
+    const std::string name = prefix + item.first;
     std::visit(
         [&](const auto& t) {
           std::vector<std::int64_t> shape(t.shape().begin(), t.shape().end());
-          const bool fresh = out.emplace(prefix + name, io::RawTensor::from(t.to_vector(), std::move(shape))).second;
-          DML_CHECK(fresh, "to_tensor_map: two tensors are named '", prefix + name, "'");
+          const bool fresh = out.emplace(name, io::RawTensor::from(t.to_vector(), std::move(shape))).second;
+          DML_CHECK(fresh, "to_tensor_map: two tensors are named '", name, "'");
         },
-        entry);
+        item.second);
   }
 }
 template <class T, class D>
