@@ -31,8 +31,10 @@ TEST_CASE("freed large host blocks are reused, counted, and released on request"
   Memory<Cpu>::deallocate(a, 1 << 20);
 #if !defined(__SANITIZE_ADDRESS__)  // AddressSanitizer builds cache nothing
   CHECK(Memory<Cpu>::cached_bytes() == std::size_t{1} << 20);
+  const std::size_t misses = Memory<Cpu>::cache_misses();
   void* b = Memory<Cpu>::allocate((1 << 20) - 100);  // same size class
   CHECK(b == a);
+  CHECK(Memory<Cpu>::cache_misses() == misses);
   CHECK(Memory<Cpu>::cached_bytes() == 0);
   Memory<Cpu>::deallocate(b, (1 << 20) - 100);
   CHECK(Memory<Cpu>::cached_bytes() == std::size_t{1} << 20);

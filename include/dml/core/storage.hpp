@@ -48,6 +48,7 @@ class HostCache {
         cached_ -= bytes;
         return p;
       }
+      ++misses_;
     }
     return ::operator new(bytes, std::align_val_t(kAlignment), std::nothrow);
   }
@@ -77,6 +78,12 @@ class HostCache {
     std::lock_guard<std::mutex> lock(mu_);
     return cached_;
   }
+  // Requests of kMinBytes or more that the cache could not serve (each one a
+  // system allocation); constant over a steady-state training loop.
+  std::size_t misses() noexcept {
+    std::lock_guard<std::mutex> lock(mu_);
+    return misses_;
+  }
   std::size_t limit() noexcept {
     std::lock_guard<std::mutex> lock(mu_);
     return limit_;
@@ -93,7 +100,7 @@ class HostCache {
   HostCache() = default;
   std::mutex mu_;
   std::unordered_map<std::size_t, std::vector<void*>> free_;
-  std::size_t cached_ = 0;
+  std::size_t cached_ = 0, misses_ = 0;
 #if defined(__SANITIZE_ADDRESS__)
   std::size_t limit_ = 0;  // no reuse under AddressSanitizer: it must see every free
 #else
@@ -124,6 +131,8 @@ struct Memory<Cpu> {
   static std::size_t cached_bytes() noexcept { return detail::HostCache::instance().cached_bytes(); }
   static void set_cache_limit(std::size_t bytes) noexcept { detail::HostCache::instance().set_limit(bytes); }
   static std::size_t cache_limit() noexcept { return detail::HostCache::instance().limit(); }
+  // Large-block requests served by the system rather than the cache, so far.
+  static std::size_t cache_misses() noexcept { return detail::HostCache::instance().misses(); }
   static void zero(void* p, std::size_t bytes) noexcept {
     if (bytes) std::memset(p, 0, bytes);
   }
