@@ -1,7 +1,6 @@
 // Tests for dml/data/dataset.hpp: normalisation, construction, filter/subset/take/split, load_idx.
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <dml/data/dataset.hpp>
@@ -10,13 +9,7 @@
 #include <string>
 #include <vector>
 
-#if defined(_WIN32)
-#include <process.h>
-#define DML_TEST_GETPID _getpid
-#else
-#include <unistd.h>
-#define DML_TEST_GETPID getpid
-#endif
+#include "../temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using dml::Shape;
@@ -46,20 +39,7 @@ std::vector<std::int64_t> rows_of(const Dataset& ds) {
   return out;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("dml_dataset_test_" + std::to_string(DML_TEST_GETPID()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using dml::testing::TempDir;
 
 void write_set(const fs::path& dir, const std::string& prefix, const ImageSet& s) {
   dml::data::IdxArray img{{s.count, s.rows, s.cols}, s.pixels};

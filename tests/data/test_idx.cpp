@@ -1,7 +1,6 @@
 // Tests for dml/data/idx.hpp: round trips, gzip, and every malformed-file error.
 #include <doctest/doctest.h>
 
-#include <atomic>
 #include <cstdint>
 #include <dml/data/idx.hpp>
 #include <filesystem>
@@ -14,13 +13,7 @@
 #include <zlib.h>
 #endif
 
-#if defined(_WIN32)
-#include <process.h>
-#define DML_TEST_GETPID _getpid
-#else
-#include <unistd.h>
-#define DML_TEST_GETPID getpid
-#endif
+#include "../temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using dml::data::IdxArray;
@@ -29,21 +22,7 @@ using dml::data::IdxType;
 namespace {
 
 // A fresh directory under the system temp dir, removed on destruction.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path = fs::temp_directory_path() /
-           ("dml_idx_test_" + std::to_string(DML_TEST_GETPID()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
+using dml::testing::TempDir;
 
 using Bytes = std::vector<std::uint8_t>;
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "../temp_dir.hpp"
+
 #ifndef DML_TEST_DATA_DIR
 #error "DML_TEST_DATA_DIR must name tests/fixtures"
 #endif
@@ -18,18 +20,7 @@ using namespace dml::io;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("dml_io_npy_" + std::to_string(rd()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using dml::testing::TempDir;
 
 fs::path fixture(const std::string& name) { return fs::path(DML_TEST_DATA_DIR) / "io" / name; }
 

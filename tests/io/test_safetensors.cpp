@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "../temp_dir.hpp"
+
 #ifndef DML_TEST_DATA_DIR
 #error "DML_TEST_DATA_DIR must name tests/fixtures"
 #endif
@@ -23,18 +25,7 @@ using namespace dml::io;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("dml_io_st_" + std::to_string(rd()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
+using dml::testing::TempDir;
 
 fs::path fixture(const char* name) { return fs::path(DML_TEST_DATA_DIR) / "io" / name; }
 
