@@ -67,6 +67,33 @@ bool all_equal(const std::vector<T>& got, const std::vector<T>& want, const std:
   return all_close(got, want, 0.0, 0.0, what);
 }
 
+// Max-norm comparison for long sums (convolutions, whole networks), where an
+// element near zero has no meaningful relative error: passes when
+// max |got - want| <= tol * max(max |want|, floor). Reports the worst element.
+template <class T>
+bool close_rel(const std::vector<T>& got, const std::vector<T>& want, double tol, const std::string& what,
+               double floor = 1e-30) {
+  if (got.size() != want.size()) {
+    FAIL_CHECK(what, ": ", got.size(), " values, expected ", want.size());
+    return false;
+  }
+  double scale = floor, worst = 0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    double g = static_cast<double>(got[i]), w = static_cast<double>(want[i]);
+    scale = std::fmax(scale, std::fabs(w));
+    double d = std::isnan(g) || std::isnan(w) ? (std::isnan(g) && std::isnan(w) ? 0 : INFINITY) : std::fabs(g - w);
+    if (d > worst) worst = d, at = i;
+  }
+  if (worst > tol * scale) {
+    FAIL_CHECK(what, ": max |difference| ", worst, " at ", at, " (got ", static_cast<double>(got[at]), ", expected ",
+               static_cast<double>(want[at]), ") exceeds ", tol, " x max |expected| ", scale);
+    return false;
+  }
+  CHECK(true);
+  return true;
+}
+
 using i64 = std::int64_t;
 using CpuB = dml::Backend<dml::Cpu>;
 using GpuB = dml::Backend<dml::Cuda>;

@@ -1,5 +1,5 @@
 // dml/backend/cuda/context.cuh: the process-wide CUDA context: one device, one
-// stream, one cuBLAS handle.
+// stream, one cuBLAS handle, and a cuDNN handle created on first use.
 //
 // Every dml kernel, copy and GEMM is issued on the context's stream, so work is
 // ordered without events and the caching allocator may hand a freed block to
@@ -25,6 +25,8 @@ struct Context {
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   std::mutex cublas_mutex;           // a cuBLAS handle is not safe for concurrent use
+  cudnnHandle_t cudnn = nullptr;     // created by cudnn_handle() (loading cuDNN takes a while)
+  std::mutex cudnn_mutex;            // guards the cuDNN handle and the convolution plans
 };
 
 namespace detail {
@@ -116,6 +118,22 @@ inline Context& context() {
 
 // The stream all dml work runs on (for user kernels that touch tensor data).
 inline cudaStream_t stream() { return context().stream; }
+
+// The context's cuDNN handle, bound to its stream; created on the first call.
+// The caller holds context().cudnn_mutex. Throws dml::Error when cuDNN fails.
+inline cudnnHandle_t cudnn_handle(Context& ctx) {
+  if (!ctx.cudnn) {
+    cudnnHandle_t h = nullptr;
+    DML_CUDNN_CHECK(cudnnCreate(&h));
+    cudnnStatus_t st = cudnnSetStream(h, ctx.stream);
+    if (st != CUDNN_STATUS_SUCCESS) {
+      cudnnDestroy(h);
+      DML_CUDNN_CHECK(st);
+    }
+    ctx.cudnn = h;
+  }
+  return ctx.cudnn;
+}
 
 // Waits for all work dml has queued; throws on an asynchronous kernel error.
 inline void synchronize() { DML_CUDA_CHECK(cudaStreamSynchronize(context().stream)); }

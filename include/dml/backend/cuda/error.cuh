@@ -1,4 +1,4 @@
-// dml/backend/cuda/error.cuh: CUDA and cuBLAS status checks that throw
+// dml/backend/cuda/error.cuh: CUDA, cuBLAS and cuDNN status checks that throw
 // dml::Error, and the "is there a GPU at all" question.
 #pragma once
 
@@ -8,6 +8,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <cudnn.h>
 
 #include <source_location>
 #include <string>
@@ -31,6 +32,14 @@ inline void check_cublas(cublasStatus_t status, const char* call, std::source_lo
   if (status == CUBLAS_STATUS_SUCCESS) return;
   throw Error(::dml::detail::concat("cuBLAS error ", static_cast<int>(status), " ", cublasGetStatusName(status), " (",
                                     cublasGetStatusString(status), ") in ", call),
+              where);
+}
+
+// Throws dml::Error naming the failing call, the cuDNN status and the call site.
+inline void check_cudnn(cudnnStatus_t status, const char* call, std::source_location where) {
+  if (status == CUDNN_STATUS_SUCCESS) return;
+  throw Error(::dml::detail::concat("cuDNN error ", static_cast<int>(status), " (", cudnnGetErrorString(status),
+                                    ") in ", call),
               where);
 }
 
@@ -69,6 +78,8 @@ inline void require_device(std::source_location where = std::source_location::cu
 #define DML_CUDA_CHECK(expr) ::dml::cuda::detail::check_cuda((expr), #expr, std::source_location::current())
 // DML_CUBLAS_CHECK(expr) does the same for a cublasStatus_t expression.
 #define DML_CUBLAS_CHECK(expr) ::dml::cuda::detail::check_cublas((expr), #expr, std::source_location::current())
+// DML_CUDNN_CHECK(expr) does the same for a cudnnStatus_t expression.
+#define DML_CUDNN_CHECK(expr) ::dml::cuda::detail::check_cudnn((expr), #expr, std::source_location::current())
 // DML_CUDA_CHECK_LAUNCH() after a <<<...>>> launch: throws on a bad configuration.
 #define DML_CUDA_CHECK_LAUNCH() \
   ::dml::cuda::detail::check_cuda(cudaGetLastError(), "kernel launch", std::source_location::current())
