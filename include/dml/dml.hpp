@@ -17,6 +17,7 @@
 #include "data/transforms.hpp"
 #include "eval/anomaly.hpp"
 #include "eval/cluster.hpp"
+#include "eval/embed.hpp"
 #include "eval/knn.hpp"
 #include "eval/metrics.hpp"
 #include "heads/margin_head.hpp"

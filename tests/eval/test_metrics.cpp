@@ -295,3 +295,46 @@ TEST_CASE("anomaly scores are nearest-reference distances; separated unknowns gi
   auto cos_scores = dml::eval::anomaly_scores(test.data(), 4, ref.data() + 2, 2, 2);
   for (int i = 0; i < 4; ++i) CHECK(cos_scores[i] == knn.distances[i]);
 }
+
+TEST_CASE("retrieval on random embeddings scores at chance level, and MAP@R never exceeds R-Precision") {
+  dml::eval::detail::SplitMix64 rng(23);
+  const std::int64_t n = 1200, dim = 16, classes = 4;
+  std::vector<float> x(static_cast<std::size_t>(n * dim));
+  for (auto& v : x) v = static_cast<float>(rng.uniform() - 0.5);
+  std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) labels[i] = i % classes;
+  for (Metric metric : {Metric::Cosine, Metric::L2}) {
+    const auto rep = dml::eval::retrieval(x.data(), n, dim, labels, metric);
+    CHECK(rep.precision_at_1 == doctest::Approx(0.25).epsilon(0.2));  // 1/classes, within sampling noise
+    CHECK(rep.r_precision == doctest::Approx(0.25).epsilon(0.1));
+    CHECK(rep.map_at_r <= rep.r_precision);
+    CHECK(rep.map_at_r < 0.2);
+  }
+}
+
+TEST_CASE("retrieval with tied distances: the lower reference index ranks first") {
+  // One query at 0 (class 0); references at distances 1, 1, 5, 5 (R = 2 of class 0).
+  const std::vector<float> q = {0.0f};
+  const std::vector<float> refs = {1.0f, -1.0f, 5.0f, -5.0f};
+  const std::vector<std::int64_t> ql = {0};
+  const RetrievalOptions l2{.metric = Metric::L2};
+  // Tie at distance 1: the class-1 reference (index 0) ranks before the class-0 one.
+  auto a = dml::eval::retrieval(q.data(), 1, ql, refs.data(), 4, std::vector<std::int64_t>{1, 0, 1, 0}, 1, l2);
+  CHECK(a.precision_at_1 == 0.0);
+  CHECK(a.r_precision == doctest::Approx(0.5));
+  CHECK(a.map_at_r == doctest::Approx(0.25));  // (1/2) * (hit at rank 2: 1/2)
+  // The same geometry with the tied labels swapped.
+  auto b = dml::eval::retrieval(q.data(), 1, ql, refs.data(), 4, std::vector<std::int64_t>{0, 1, 1, 0}, 1, l2);
+  CHECK(b.precision_at_1 == 1.0);
+  CHECK(b.r_precision == doctest::Approx(0.5));
+  CHECK(b.map_at_r == doctest::Approx(0.5));
+}
+
+TEST_CASE("ROC-AUC: all scores tied gives 0.5, perfect ranking 1, inverted ranking 0") {
+  const std::vector<std::uint8_t> pos = {1, 0, 1, 0, 0};
+  CHECK(dml::eval::roc_auc(std::vector<double>(5, 0.3), pos) == 0.5);
+  CHECK(dml::eval::roc_auc(std::vector<double>{0.9, 0.1, 0.8, 0.2, 0.3}, pos) == 1.0);
+  CHECK(dml::eval::roc_auc(std::vector<double>{0.1, 0.9, 0.2, 0.8, 0.7}, pos) == 0.0);
+  // One tie across the classes counts one half: 5.5 of 6 pairs.
+  CHECK(dml::eval::roc_auc(std::vector<double>{0.9, 0.1, 0.3, 0.2, 0.3}, pos) == doctest::Approx(5.5 / 6));
+}

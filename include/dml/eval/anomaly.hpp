@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "host_matrix.hpp"
 #include "knn.hpp"
 
 namespace dml::eval {
@@ -151,6 +152,17 @@ inline double anomaly_auc(std::span<const float> scores, std::span<const std::in
             " labels");
   std::vector<std::uint8_t> pos = label_mask(labels, unknown);
   return roc_auc(scores, pos);
+}
+
+// anomaly_scores on tensors: test [nt, dim] against references [nr, dim]
+// (any device; see host_matrix). Throws as above, and when the widths differ.
+template <class T, class D>
+std::vector<float> anomaly_scores(const Tensor<T, D>& test, const Tensor<T, D>& refs,
+                                  Metric metric = Metric::Cosine) {
+  const HostMatrix t = host_matrix(test, "anomaly test embeddings");
+  const HostMatrix r = host_matrix(refs, "anomaly reference embeddings");
+  DML_CHECK(t.cols == r.cols, "anomaly_scores: test embeddings have ", t.cols, " columns but references ", r.cols);
+  return anomaly_scores(t.data(), t.rows, r.data(), r.rows, t.cols, metric);
 }
 
 }  // namespace dml::eval

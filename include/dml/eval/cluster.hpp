@@ -25,6 +25,7 @@
 #include <Eigen/Core>
 
 #include "../config.hpp"
+#include "host_matrix.hpp"
 #include "knn.hpp"
 
 namespace dml::eval {
@@ -348,6 +349,15 @@ inline ClusterReport cluster_quality(const float* emb, std::int64_t n, std::int6
   }
   KMeansResult km = kmeans(emb, n, dim, opt);
   return {nmi(labels, km.labels), ami(labels, km.labels), km.inertia};
+}
+
+// cluster_quality on an [N, dim] embedding tensor (any device; see
+// host_matrix). Throws as above.
+template <class T, class D>
+ClusterReport cluster_quality(const Tensor<T, D>& emb, std::span<const std::int64_t> labels,
+                              KMeansOptions opt = {}) {
+  const HostMatrix m = host_matrix(emb, "cluster_quality");
+  return cluster_quality(m.data(), m.rows, m.cols, labels, opt);
 }
 
 }  // namespace dml::eval

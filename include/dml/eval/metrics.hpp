@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "host_matrix.hpp"
 #include "knn.hpp"
 
 namespace dml::eval {
@@ -178,6 +179,51 @@ inline double accuracy_from_logits(const float* logits, std::int64_t n, std::int
             labels.size(), " labels");
   std::vector<std::int64_t> pred = argmax_rows(logits, n, num_classes);
   return accuracy(pred, labels);
+}
+
+// ---- Tensor front ends ----------------------------------------------------
+// The same functions on an [N, dim] embedding tensor (float or double, any
+// device: a Cuda tensor is copied to the host) and labels as a vector/span or
+// an int64 tensor. Throw as the raw versions, and for an undefined tensor.
+
+template <class T, class D>
+RetrievalReport retrieval(const Tensor<T, D>& emb, std::span<const std::int64_t> labels,
+                          const RetrievalOptions& opt) {
+  const HostMatrix m = host_matrix(emb, "retrieval");
+  return retrieval(m.data(), m.rows, m.cols, labels, opt);
+}
+template <class T, class D>
+RetrievalReport retrieval(const Tensor<T, D>& emb, std::span<const std::int64_t> labels,
+                          Metric metric = Metric::Cosine) {
+  return retrieval(emb, labels, RetrievalOptions{.metric = metric});
+}
+template <class T, class D, class DL>
+RetrievalReport retrieval(const Tensor<T, D>& emb, const Tensor<std::int64_t, DL>& labels,
+                          const RetrievalOptions& opt) {
+  return retrieval(emb, host_labels(labels, "retrieval"), opt);
+}
+template <class T, class D, class DL>
+RetrievalReport retrieval(const Tensor<T, D>& emb, const Tensor<std::int64_t, DL>& labels,
+                          Metric metric = Metric::Cosine) {
+  return retrieval(emb, host_labels(labels, "retrieval"), RetrievalOptions{.metric = metric});
+}
+
+// Two-set retrieval on tensors: queries [nq, dim] against references [nr, dim].
+template <class T, class D>
+RetrievalReport retrieval(const Tensor<T, D>& queries, std::span<const std::int64_t> query_labels,
+                          const Tensor<T, D>& refs, std::span<const std::int64_t> ref_labels,
+                          const RetrievalOptions& opt = {}) {
+  const HostMatrix q = host_matrix(queries, "retrieval queries");
+  const HostMatrix r = host_matrix(refs, "retrieval references");
+  DML_CHECK(q.cols == r.cols, "retrieval: queries have ", q.cols, " columns but references ", r.cols);
+  return retrieval(q.data(), q.rows, query_labels, r.data(), r.rows, ref_labels, q.cols, opt);
+}
+
+// Accuracy of argmax(logits) for an [N, classes] logits tensor.
+template <class T, class D>
+double accuracy_from_logits(const Tensor<T, D>& logits, std::span<const std::int64_t> labels) {
+  const HostMatrix m = host_matrix(logits, "accuracy_from_logits");
+  return accuracy_from_logits(m.data(), m.rows, m.cols, labels);
 }
 
 }  // namespace dml::eval

@@ -10,15 +10,18 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "../config.hpp"
+#include "../eval/host_matrix.hpp"
 #include "detail/tsne_affinity.hpp"
 #include "detail/tsne_init.hpp"
 #include "detail/tsne_quadtree.hpp"
 #include "detail/tsne_util.hpp"
+#include "svg.hpp"
 
 namespace dml::viz {
 
@@ -45,6 +48,12 @@ struct TsneResult {
   std::vector<std::pair<int, double>> kl_history;  // (steps done, KL) at each report
   double effective_perplexity = 0;
   std::vector<std::string> warnings;
+
+  // The map as a class-coloured scatter SVG (see save_scatter_svg): labels
+  // holds one class per point. Throws on a size mismatch or an I/O failure.
+  void save_svg(const std::string& path, std::span<const std::int64_t> labels, const ScatterOptions& opt = {}) const {
+    save_scatter_svg(path, y.data(), n, labels, opt);
+  }
 };
 
 namespace detail {
@@ -208,6 +217,14 @@ inline TsneResult tsne(const std::vector<float>& x, std::int64_t n, std::int64_t
                 static_cast<std::int64_t>(x.size()) == n * dim,
             "tsne: x has ", x.size(), " values, expected n * dim = ", n, " * ", dim);
   return tsne(x.data(), n, dim, options);
+}
+
+// As above for the rows of an [N, dim] tensor (float or double, any device:
+// a Cuda tensor is copied to the host), e.g. viz::tsne(eval::embed(body, ds)).
+template <class T, class D>
+TsneResult tsne(const Tensor<T, D>& x, const TsneOptions& options = {}) {
+  const eval::HostMatrix m = eval::host_matrix(x, "tsne");
+  return tsne(m.data(), m.rows, m.cols, options);
 }
 
 }  // namespace dml::viz
