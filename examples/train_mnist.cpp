@@ -34,6 +34,7 @@ struct Config {
   std::filesystem::path checkpoint = "train_mnist.ckpt";
   std::filesystem::path resume;
   bool quiet = false;
+  train::Progress progress = train::Progress::Auto;
 };
 
 const char* kUsage = R"(usage: train_mnist [options]
@@ -47,6 +48,7 @@ const char* kUsage = R"(usage: train_mnist [options]
   --subset N         train on N random images, test on N/4 (default: all)
   --checkpoint FILE  written after every epoch (default train_mnist.ckpt; "" for none)
   --resume FILE      continue the run saved in FILE (same other options)
+  --progress MODE    auto | bar | lines (default auto: a bar on a terminal, lines otherwise)
   --quiet            print nothing but errors
 )";
 
@@ -84,6 +86,10 @@ Config parse(int argc, char** argv) {
     else if (opt == "--subset") c.subset = integer();
     else if (opt == "--checkpoint") c.checkpoint = v;
     else if (opt == "--resume") c.resume = v;
+    else if (opt == "--progress") {
+      DML_CHECK(v == "auto" || v == "bar" || v == "lines", "option --progress takes auto, bar or lines, got '", v, "'");
+      c.progress = v == "bar" ? train::Progress::Bar : v == "lines" ? train::Progress::Lines : train::Progress::Auto;
+    }
     else throw Error(::dml::detail::concat("unknown option '", opt, "' (see --help)"));
   }
   DML_CHECK(c.epochs + c.frozen_epochs >= 1, "nothing to train: --epochs and --frozen-epochs are both 0");
@@ -111,6 +117,7 @@ int run(const Config& cfg) {
     opts.seed = cfg.seed;
     opts.augment = {.pad = 2, .rotate_degrees = 10};
     opts.quiet = cfg.quiet;
+    opts.progress = cfg.progress;
     opts.checkpoint = cfg.checkpoint;
     train::Learner learn(body, head, data, optim::AdamW{.lr = cfg.lr}, opts);
     if (center_weight > 0) learn.add_loss(center, center_weight, "center");

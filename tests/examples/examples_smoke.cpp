@@ -1,8 +1,8 @@
-// End-to-end check of examples/reproduce: writes a tiny synthetic MNIST-style
-// dataset, runs the demo on it with a narrow ResNet for one epoch, and checks
-// that every output file appears and holds what it should. Built as its own
-// doctest binary (reproduce_smoke) because it runs the reproduce executable,
-// whose path comes in as DML_REPRODUCE_EXE.
+// End-to-end checks of the example programs on a tiny synthetic MNIST-style
+// dataset: examples/reproduce (every output file appears and holds what it
+// should) and examples/train_mnist (the table, the checkpoint, resuming).
+// Built as its own doctest binary (examples_smoke) because it runs the
+// executables, whose paths come in as DML_REPRODUCE_EXE and DML_TRAIN_MNIST_EXE.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -20,8 +20,8 @@
 
 #include "../temp_dir.hpp"
 
-#ifndef DML_REPRODUCE_EXE
-#error "compile with -DDML_REPRODUCE_EXE=\"<path to the reproduce executable>\""
+#if !defined(DML_REPRODUCE_EXE) || !defined(DML_TRAIN_MNIST_EXE)
+#error "compile with -DDML_REPRODUCE_EXE=\"<path>\" -DDML_TRAIN_MNIST_EXE=\"<path>\""
 #endif
 
 namespace fs = std::filesystem;
@@ -54,6 +54,13 @@ void write_split(const fs::path& dir, const std::string& prefix, std::int64_t co
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Runs `exe args`, output to log; returns the exit status and the output.
+std::pair<int, std::string> run(const char* exe, const std::string& args, const fs::path& log) {
+  const std::string cmd = std::string("\"") + exe + "\" " + args + " > \"" + log.string() + "\" 2>&1";
+  const int rc = std::system(cmd.c_str());
+  return {rc, read_text(log)};
 }
 
 std::size_t count(const std::string& s, const std::string& what) {
@@ -120,4 +127,39 @@ TEST_CASE("reproduce writes every result file on a tiny synthetic dataset") {
   for (const char* title : {"Softmax", "L2-constrained softmax", "ArcFace", "CosFace", "SphereFace", "Center Loss"})
     CHECK(report.find(std::string("| ") + title + " |") != std::string::npos);
   CHECK(report.find("anomaly_auc.svg") != std::string::npos);
+}
+
+TEST_CASE("train_mnist prints the epoch table, saves a checkpoint, and resumes from it") {
+  testing::TempDir tmp("dml_train_mnist_smoke");
+  const fs::path data = tmp / "data", ckpt = tmp / "run.ckpt";
+  fs::create_directories(data);
+  write_split(data, "train", 120, 1);
+  write_split(data, "t10k", 40, 2);
+  const std::string common = "--data \"" + data.string() + "\" --batch 32 --progress lines --checkpoint \"" +
+                             ckpt.string() + "\"";
+
+  auto [rc, log] = run(DML_TRAIN_MNIST_EXE, "--head arc --epochs 1 --frozen-epochs 1 " + common, tmp / "log1.txt");
+  INFO("train_mnist output:\n" << log);
+  REQUIRE(rc == 0);
+  CHECK(log.find("method: ArcFace") != std::string::npos);
+  CHECK(count(log, "epoch     train_loss  valid_loss  accuracy  time\n") == 2);  // frozen fit, then unfrozen
+  CHECK(log.find("\n0         ") != std::string::npos);
+  CHECK(log.find("\n1         ") != std::string::npos);
+  CHECK(log.find("test accuracy ") != std::string::npos);
+  REQUIRE(fs::is_regular_file(ckpt));
+  CHECK(fs::is_regular_file(tmp / "run.ckpt.prev"));  // the epoch-0 checkpoint, kept
+
+  // One more unfrozen epoch from the checkpoint: only epoch 2 trains.
+  auto [rc2, log2] = run(DML_TRAIN_MNIST_EXE, "--head arc --epochs 2 --frozen-epochs 1 --resume \"" + ckpt.string() +
+                                                  "\" " + common, tmp / "log2.txt");
+  INFO("resumed output:\n" << log2);
+  REQUIRE(rc2 == 0);
+  CHECK(log2.find("\n2         ") != std::string::npos);
+  CHECK(log2.find("\n1         ") == std::string::npos);
+  CHECK(log2.find("after 3 epochs") != std::string::npos);
+
+  // Bad input is one clear line and a non-zero status.
+  auto [rc3, log3] = run(DML_TRAIN_MNIST_EXE, "--head nope " + common, tmp / "log3.txt");
+  CHECK(rc3 != 0);
+  CHECK(log3.find("unknown method 'nope'") != std::string::npos);
 }
