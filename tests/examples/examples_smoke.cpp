@@ -51,6 +51,15 @@ void write_split(const fs::path& dir, const std::string& prefix, std::int64_t co
   data::write_idx(dir / (prefix + "-labels-idx1-ubyte"), labels);
 }
 
+// tmp/data with 120 training and 40 test images; returns that directory.
+fs::path write_dataset(const testing::TempDir& tmp) {
+  const fs::path data = tmp / "data";
+  fs::create_directories(data);
+  write_split(data, "train", 120, 1);
+  write_split(data, "t10k", 40, 2);
+  return data;
+}
+
 std::string read_text(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -73,16 +82,12 @@ std::size_t count(const std::string& s, const std::string& what) {
 
 TEST_CASE("reproduce writes every result file on a tiny synthetic dataset") {
   testing::TempDir tmp("dml_reproduce_smoke");
-  const fs::path data = tmp / "data", out = tmp / "results";
-  fs::create_directories(data);
-  write_split(data, "train", 120, 1);
-  write_split(data, "t10k", 40, 2);
+  const fs::path data = write_dataset(tmp), out = tmp / "results";
 
-  const std::string cmd = std::string("\"") + DML_REPRODUCE_EXE + "\" --data \"" + data.string() + "\" --out \"" +
-                          out.string() + "\" --epochs 1 --cases 2 --width 8 --batch-size 32" +
-                          " --tsne-iterations 250 --quiet > \"" + (tmp / "log.txt").string() + "\" 2>&1";
-  const int rc = std::system(cmd.c_str());
-  const std::string log = read_text(tmp / "log.txt");
+  const auto [rc, log] = run(DML_REPRODUCE_EXE,
+                              "--data \"" + data.string() + "\" --out \"" + out.string() +
+                                  "\" --epochs 1 --cases 2 --width 8 --batch-size 32 --tsne-iterations 250 --quiet",
+                              tmp / "log.txt");
   INFO("reproduce output:\n" << log);
   REQUIRE(rc == 0);
   CHECK(log.find("left]") != std::string::npos);  // the progress line with the time left
@@ -131,10 +136,7 @@ TEST_CASE("reproduce writes every result file on a tiny synthetic dataset") {
 
 TEST_CASE("train_mnist prints the epoch table, saves a checkpoint, and resumes from it") {
   testing::TempDir tmp("dml_train_mnist_smoke");
-  const fs::path data = tmp / "data", ckpt = tmp / "run.ckpt";
-  fs::create_directories(data);
-  write_split(data, "train", 120, 1);
-  write_split(data, "t10k", 40, 2);
+  const fs::path data = write_dataset(tmp), ckpt = tmp / "run.ckpt";
   const std::string common = "--data \"" + data.string() + "\" --batch 32 --progress lines --checkpoint \"" +
                              ckpt.string() + "\"";
 
