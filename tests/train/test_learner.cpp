@@ -15,7 +15,7 @@
 #include "dml/optim/adam.hpp"
 #include "dml/optim/sgd.hpp"
 #include "dml/train/train.hpp"
-#include "temp_dir.hpp"
+#include "../temp_dir.hpp"
 
 using namespace dml;
 using dml::testing::TempDir;
