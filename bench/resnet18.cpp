@@ -17,117 +17,34 @@
 // figures, the convention PyTorch comparisons use: 0.197 GFLOP per image per
 // training step at 28x28, a third of that per forward. docs/resnet.md has the
 // measured numbers and the command line.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <map>
 #include <string>
-#include <vector>
 
 #include <sys/resource.h>
 
-#include <dml/dml.hpp>
-#include <dml/nn/nn.hpp>
+#include "resnet18_common.hpp"
 
 using namespace dml;
+using namespace bench;
 using TF = Tensor<float>;
-using Clock = std::chrono::steady_clock;
 
 namespace {
-
-constexpr double kTrainGflopPerImage = 0.197;
-constexpr double kForwardGflopPerImage = kTrainGflopPerImage / 3;
-
-struct Batch {
-  TF x;
-  Tensor<std::int64_t> y;
-};
-
-Batch make_batch(std::int64_t n, std::uint64_t seed) {
-  Generator g(seed);
-  std::vector<std::int64_t> labels(static_cast<std::size_t>(n));
-  for (auto& l : labels) l = static_cast<std::int64_t>(g.below(10));
-  return {TF::randn(Shape{n, 1, 28, 28}, g), Tensor<std::int64_t>::from_vector(labels)};
-}
-
-// p - lr * g, the plain SGD update.
-struct SgdStep {
-  float lr;
-  float operator()(float p, float g) const { return p - lr * g; }
-};
-
-float train_step(nn::ResNet18<float>& net, const Batch& b, float lr) {
-  net.zero_grad();
-  TF loss = ops::cross_entropy(net(b.x), b.y);
-  loss.backward();
-  NoGrad ng;
-  for (TF& p : net.parameters()) {
-    TF g = p.grad();
-    Backend<Cpu>::zip(SgdStep{lr}, p.data(), g.data(), p.data(), p.numel());
-  }
-  return loss.item();
-}
-
-// Seconds per call of f: the median of `reps` timed calls after one warm-up.
-template <class F>
-double time_median(F&& f, int reps) {
-  f();
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    f();
-    t.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-void print(const std::string& name, double value, const char* unit) {
-  std::printf("%s: %.4g %s\n", name.c_str(), value, unit);
-}
 
 // Times each conv / BN / pool kernel of one training step at batch n, by
 // calling the backend directly on the shapes ResNet18 sees at 28x28.
 void profile(std::int64_t n) {
-  struct ConvShape {
-    const char* name;
-    std::int64_t c, h, o, k, s, p, count;
-  };
-  const ConvShape convs[] = {
-      {"conv1 1->64 7x7/2 28", 1, 28, 64, 7, 2, 3, 1},
-      {"layer1 3x3 64 7", 64, 7, 64, 3, 1, 1, 4},
-      {"layer2.0.conv1 3x3/2 7->4", 64, 7, 128, 3, 2, 1, 1},
-      {"layer2 3x3 128 4", 128, 4, 128, 3, 1, 1, 3},
-      {"layer2 ds 1x1/2", 64, 7, 128, 1, 2, 0, 1},
-      {"layer3.0.conv1 3x3/2 4->2", 128, 4, 256, 3, 2, 1, 1},
-      {"layer3 3x3 256 2", 256, 2, 256, 3, 1, 1, 3},
-      {"layer3 ds 1x1/2", 128, 4, 256, 1, 2, 0, 1},
-      {"layer4.0.conv1 3x3/2 2->1", 256, 2, 512, 3, 2, 1, 1},
-      {"layer4 3x3 512 1", 512, 1, 512, 3, 1, 1, 3},
-      {"layer4 ds 1x1/2", 256, 2, 512, 1, 2, 0, 1},
-  };
-  Generator g(1);
   const float* no_in = nullptr;
   float* no_out = nullptr;
+  Generator g(1);
   double total_f = 0, total_b = 0;
   std::printf("# per-kernel times at batch %ld (ms per step, all instances)\n", long(n));
-  for (const ConvShape& cs : convs) {
-    Conv2dGeom geo = Conv2dGeom::make(n, cs.c, cs.h, cs.h, cs.o, cs.k, cs.k, cs.s, cs.s, cs.p, cs.p);
-    TF x = TF::randn(Shape{n, cs.c, cs.h, cs.h}, g), w = TF::randn(Shape{cs.o, cs.c, cs.k, cs.k}, g);
-    TF y = TF::empty(Shape{n, cs.o, geo.ho, geo.wo}), gx = TF::empty(x.shape()), gw = TF::empty(w.shape());
-    double tf = time_median([&] { Backend<Cpu>::conv2d_forward(geo, x.data(), w.data(), no_in, y.data()); }, 5);
-    double tb = time_median(
-        [&] {
-          Backend<Cpu>::conv2d_backward(geo, y.data(), x.data(), w.data(), cs.c == 1 ? no_out : gx.data(), gw.data(),
-                                        no_out);
-        },
-        5);
-    total_f += tf * cs.count;
-    total_b += tb * cs.count;
-    std::printf("# %-28s x%ld  forward %7.2f ms  backward %7.2f ms\n", cs.name, long(cs.count), 1e3 * tf * cs.count,
-                1e3 * tb * cs.count);
+  for (const ConvShape& cs : kResnet18Convs28) {
+    ConvTimes t = time_conv<Cpu>(cs, n, 5);
+    total_f += t.forward * cs.count;
+    total_b += t.backward * cs.count;
+    std::printf("# %-28s x%ld  forward %7.2f ms  backward %7.2f ms\n", cs.name, long(cs.count),
+                1e3 * t.forward * cs.count, 1e3 * t.backward * cs.count);
   }
   std::printf("# conv total: forward %.1f ms, backward %.1f ms\n", 1e3 * total_f, 1e3 * total_b);
   struct BnShape {
@@ -174,16 +91,7 @@ int main(int argc, char** argv) {
 
   // ---- validation ----------------------------------------------------------------------
   {
-    nn::ResNet18<float> net({.in_channels = 1, .head = nn::Head::Torchvision, .num_classes = 10, .seed = 1});
-    Batch b = make_batch(32, 7);
-    std::vector<float> losses;
-    for (int step = 0; step < 4; ++step) losses.push_back(train_step(net, b, 0.05f));
-    std::printf("# validation losses:");
-    for (float l : losses) std::printf(" %.4f", l);
-    std::printf("\n");
-    bool ok = std::all_of(losses.begin(), losses.end(), [](float l) { return std::isfinite(l); });
-    for (std::size_t i = 1; i < losses.size(); ++i) ok = ok && losses[i] < losses[i - 1];
-    if (!ok) {
+    if (!validate<Cpu>()) {
       std::printf("resnet18_validation_failed: 1\n");
       return 1;
     }
@@ -195,7 +103,7 @@ int main(int argc, char** argv) {
     net.eval();
     NoGrad ng;
     for (std::int64_t n : {32, 128, 256}) {
-      Batch b = make_batch(n, 3);
+      Batch<Cpu> b = make_batch<Cpu>(n, 3);
       double t = time_median([&] { net(b.x); }, n >= 128 ? 7 : 15);
       std::string name = "resnet18_forward_b" + std::to_string(n);
       print(name + "_images_per_s", double(n) / t, "images/s");
@@ -206,7 +114,7 @@ int main(int argc, char** argv) {
   // ---- training --------------------------------------------------------------------------
   for (std::int64_t n : {32, 128}) {
     nn::ResNet18<float> net({.in_channels = 1, .head = nn::Head::Torchvision, .num_classes = 10, .seed = 3});
-    Batch b = make_batch(n, 4);
+    Batch<Cpu> b = make_batch<Cpu>(n, 4);
     double t = time_median([&] { train_step(net, b, 0.01f); }, n >= 128 ? 7 : 15);
     std::string name = "resnet18_train_b" + std::to_string(n);
     print(name + "_images_per_s", double(n) / t, "images/s");

@@ -9,7 +9,11 @@
 #   1. configure build/gpu (Release, CUDA archs of this GPU; no examples, no header checks)
 #   2. build dml_cuda_tests and bench_* of every bench/*.cu
 #   3. run dml_cuda_tests with DML_REQUIRE_GPU=1: a test that would skip for lack of a device fails
-#   4. run each CUDA bench (they validate, then print `name: value unit` lines)
+#   4. run each CUDA bench with DML_REQUIRE_GPU=1 (they validate, then print `name: value unit`
+#      lines); bench_resnet18_cuda (bench/resnet18.cu): ResNet18 training and inference images/s
+#      at batch 128 and 256 for 1x28x28 and 3x224x224 inputs, cuDNN vs host conv per layer shape
+#   5. summary: each step's verdict and time, then the bench lines (per-layer conv lines only in
+#      the bench's log, $build_dir/<bench>.log)
 # Environment
 #   DML_JOBS=N               parallel build jobs (default: nproc, at most 16)
 #   DML_CUDA_ARCHS="80;90"   CUDA architectures (default: the GPU's, from nvidia-smi; else 80;90)
@@ -22,7 +26,7 @@ build_only=0
 for arg in "$@"; do
   case "$arg" in
     --build-only) build_only=1 ;;
-    -h|--help) sed -n '2,19p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -138,14 +142,21 @@ for target in "${bench_targets[@]}"; do
   bin="$(find_binary "$target")"
   if [ -z "$bin" ]; then failed=1; note "$target" "FAILED: not built"; continue; fi
   log="$build_dir/$target.log"
-  timeout 240 "$bin" 2>&1 | tee "$log"
+  DML_REQUIRE_GPU=1 timeout 240 "$bin" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   if [ "$rc" = 0 ]; then
-    note "$target" "ok ($(elapsed))"
-    while IFS= read -r line; do bench_lines+=("  $line"); done < <(grep -E '^[A-Za-z0-9_./@+-]+: [-+0-9.eE]+( |$)' "$log")
+    note "$target" "ok ($(elapsed)), log: $log"
+    # Every `name: value unit` line except the per-layer conv timings (those stay in the log).
+    while IFS= read -r line; do bench_lines+=("  $line"); done < <(
+      grep -E '^[A-Za-z0-9_./@+-]+: [-+0-9.eE]+( |$)' "$log" \
+        | grep -Ev '^conv_[A-Za-z0-9_]+_(cuda|cpu)_(fwd|bwd)_us_per_image:')
   else
     failed=1
-    note "$target" "FAILED (rc $rc, $(elapsed))"
+    if [ "$rc" = 124 ]; then
+      note "$target" "TIMED OUT after 240s, log: $log"
+    else
+      note "$target" "FAILED (rc $rc, $(elapsed)), log: $log"
+    fi
   fi
 done
 

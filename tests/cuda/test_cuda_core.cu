@@ -12,8 +12,6 @@
 #include <tuple>
 #include <vector>
 
-#include <dml/cuda.hpp>
-
 #include "cuda_test.cuh"
 
 using namespace dml;

@@ -8,10 +8,10 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
-
-#include <dml/cuda.hpp>
 
 #include "cuda_test.cuh"
 
@@ -491,6 +491,25 @@ TEST_CASE("cuda nn ops: conv2d, pooling, batch_norm, dropout and apply_margin ma
   auto cpu = run(Cpu{}), gpu = run(Cuda{});
   close_rel(gpu[0], cpu[0], 1e-6, "batch_norm running_mean");
   close_rel(gpu[1], cpu[1], 1e-6, "batch_norm running_var");
+}
+
+TEST_CASE("cuda nn: BatchNorm2d counts batches on the device and gives the CPU's running statistics") {
+  DML_GPU_OR_SKIP();
+  auto run = [&]<class D>(D, std::optional<double> momentum) {
+    nn::BatchNorm2d<float, D> bn(3, {.momentum = momentum});
+    for (int step = 0; step < 3; ++step)
+      bn(Tensor<float, D>::from_vector(random_vec<float>(4 * 3 * 25, 2500 + step, -1, 3), Shape{4, 3, 5, 5}));
+    return std::tuple{bn.running_mean().to_vector(), bn.running_var().to_vector(), bn.num_batches_tracked().item()};
+  };
+  for (std::optional<double> momentum : {std::optional<double>(0.1), std::optional<double>()}) {
+    const std::string what = momentum ? " (momentum 0.1)" : " (momentum nullopt: cumulative average)";
+    auto [cm, cv, cn] = run(Cpu{}, momentum);
+    auto [gm, gv, gn] = run(Cuda{}, momentum);
+    CHECK(cn == 3);
+    CHECK(gn == 3);
+    close_rel(gm, cm, 1e-6, "running_mean" + what);
+    close_rel(gv, cv, 1e-6, "running_var" + what);
+  }
 }
 
 TEST_CASE("cuda nn ops: CenterLoss gives the CPU's loss, gradient and center update") {

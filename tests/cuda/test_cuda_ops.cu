@@ -10,8 +10,6 @@
 #include <tuple>
 #include <vector>
 
-#include <dml/cuda.hpp>
-
 #include "cuda_test.cuh"
 
 using namespace dml;

@@ -14,47 +14,13 @@
 #include <variant>
 #include <vector>
 
-#include <dml/cuda.hpp>
-
 #include "cuda_test.cuh"
+#include "resnet_parity.hpp"
 
 using namespace dml;
 using namespace dml_test;
 
 namespace {
-
-constexpr i64 kBatch = 8, kSide = 28, kEmbedding = 32, kClasses = 10;
-
-nn::ResNetOptions small_resnet(std::uint64_t seed) {
-  return {.in_channels = 1, .embedding = kEmbedding, .head = nn::Head::Fastai, .width = 8, .seed = seed};
-}
-
-// Every value the forward and backward produce: the output, then each
-// parameter's gradient and each buffer (running statistics) by name.
-template <class T>
-struct Snapshot {
-  std::vector<std::pair<std::string, std::vector<double>>> values;
-  void add(std::string name, const std::vector<T>& v) {
-    values.emplace_back(std::move(name), std::vector<double>(v.begin(), v.end()));
-  }
-};
-
-template <class T, class D>
-Snapshot<T> resnet_forward_backward() {
-  nn::ResNet18<T, D> net(small_resnet(3));
-  auto x = Tensor<T, D>::from_vector(random_vec<T>(kBatch * kSide * kSide, 11), Shape{kBatch, 1, kSide, kSide});
-  Tensor<T, D> y = net(x);
-  y.backward(Tensor<T, D>::from_vector(random_vec<T>(static_cast<std::size_t>(y.numel()), 12), y.shape()));
-  Snapshot<T> s;
-  s.add("output", y.to_vector());
-  for (const auto& [name, p] : net.named_parameters()) s.add("grad " + name, p.grad().to_vector());
-  for (const auto& [name, b] : net.named_buffers())
-    if (const auto* t = std::get_if<Tensor<T, D>>(&b)) s.add(name, t->to_vector());
-  net.eval();
-  NoGrad ng;
-  s.add("eval output", net(x).to_vector());
-  return s;
-}
 
 template <class T>
 void compare(const Snapshot<T>& gpu, const Snapshot<T>& cpu, double tol, const std::string& what) {
@@ -73,29 +39,6 @@ TEST_CASE("cuda resnet: ResNet18 forward and backward match the CPU (double tigh
   // on a random batch a ReLU input within rounding of 0 may take the other side on the other device.
   // So float only has to agree to 1e-2 of each tensor's largest value: a wrong kernel is off by O(1).
   compare(resnet_forward_backward<float, Cuda>(), resnet_forward_backward<float, Cpu>(), 1e-2, "float");
-}
-
-// Loss after each of `steps` SGD steps of ResNet18 + MarginHead<Arc> + Center Loss on random batches.
-template <class T, class D>
-std::vector<double> train_losses(int steps) {
-  nn::ResNet18<T, D> body(small_resnet(5));
-  heads::MarginHead<heads::Arc, T, D> head(kEmbedding, kClasses, {.s = 30, .m = 0.5}, 6);
-  losses::CenterLoss<T, D> center(kClasses, kEmbedding, 0.5);
-  std::vector<Tensor<T, D>> params = body.parameters();
-  for (auto& p : head.parameters()) params.push_back(p);
-  auto opt = optim::make(optim::SGD{.lr = 0.01, .momentum = 0.9, .weight_decay = 5e-4}, params);
-  std::vector<double> out;
-  for (int step = 0; step < steps; ++step) {
-    auto x = Tensor<T, D>::from_vector(random_vec<T>(16 * kSide * kSide, 100 + step), Shape{16, 1, kSide, kSide});
-    auto labels = Tensor<i64, D>::from_vector(random_labels(16, kClasses, 200 + step));
-    opt.zero_grad();
-    Tensor<T, D> emb = body(x);
-    Tensor<T, D> loss = ops::cross_entropy(head(emb, labels), labels) + center(emb, labels) * T(0.1);
-    loss.backward();
-    opt.step();
-    out.push_back(static_cast<double>(loss.item()));
-  }
-  return out;
 }
 
 TEST_CASE("cuda resnet: five SGD steps of ResNet18 + ArcFace + Center Loss give the CPU's losses") {

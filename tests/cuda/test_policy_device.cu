@@ -89,8 +89,9 @@ void compare(const P& policy, const char* name, double tol) {
 }  // namespace
 
 TEST_CASE("margin policies give the host's values in a CUDA kernel") {
-  // Not cuda_test.cuh's DML_GPU_OR_SKIP: that pulls in dml/cuda.hpp (Eigen,
-  // cuBLAS, cuDNN), and this test needs only cudart. Same rule, though.
+  // Not cuda_test.cuh's DML_GPU_OR_SKIP: that pulls in the CUDA backend and
+  // the host library (Eigen, cuBLAS, cuDNN), and this test needs only cudart.
+  // Same rule, though.
   int devices = 0;
   const cudaError_t err = cudaGetDeviceCount(&devices);
   if (err != cudaSuccess || devices == 0) {

@@ -42,9 +42,12 @@ class BatchNormBase : public Module<T, D> {
     const bool update = this->is_training() && opt_.track_running_stats;
     double momentum = opt_.momentum.value_or(0.0);
     if (update) {
-      std::int64_t n = num_batches_.item() + 1;
-      num_batches_.copy_(Tensor<std::int64_t, D>::from_vector({n}, Shape{}));
-      if (!opt_.momentum) momentum = 1.0 / static_cast<double>(n);
+      // Counted where the buffer lives (a one-element kernel on CUDA), so a
+      // training step does not wait for the device; read back only for the
+      // cumulative average, which needs the count on the host.
+      auto* n = num_batches_.data();
+      Backend<D>::map(fn::Affine{1.0, 1.0}, n, n, 1);
+      if (!opt_.momentum) momentum = 1.0 / static_cast<double>(num_batches_.item());
     }
     const bool batch_stats = this->is_training() || !opt_.track_running_stats;
     Tensor<T, D> rm, rv;
