@@ -163,35 +163,28 @@ void block_weight_add(const Conv2dGeom& g, const ConvBlock& blk, const T* dwc, T
 
 // The direct forms of block_weight / block_weight_add, reading and writing w
 // in its own [o, c, kh, kw] layout (strided), for blocks that use few taps.
-template <class T>
-void gather_block_weight(const Conv2dGeom& g, const ConvBlock& blk, const T* w, T* out) {
+// visit_block_weight calls f(packed, strided) for every weight element of the
+// block: its index in the block's [o, (i, j, c)] matrix and in w.
+template <class F>
+void visit_block_weight(const Conv2dGeom& g, const ConvBlock& blk, F&& f) {
   const std::int64_t nr = blk.r.taps(), nc = blk.c.taps(), K = nr * nc * g.c;
   parallel_for(
       g.o,
       [&](std::int64_t o) {
-        const T* src = w + o * g.c * g.kh * g.kw;
-        T* dst = out + o * K;
         for (std::int64_t i = 0; i < nr; ++i)
           for (std::int64_t j = 0; j < nc; ++j)
             for (std::int64_t c = 0; c < g.c; ++c)
-              dst[(i * nc + j) * g.c + c] = src[(c * g.kh + blk.r.t0 + i) * g.kw + blk.c.t0 + j];
+              f(o * K + (i * nc + j) * g.c + c, ((o * g.c + c) * g.kh + blk.r.t0 + i) * g.kw + blk.c.t0 + j);
       },
       K);
 }
 template <class T>
+void gather_block_weight(const Conv2dGeom& g, const ConvBlock& blk, const T* w, T* out) {
+  visit_block_weight(g, blk, [&](std::int64_t packed, std::int64_t strided) { out[packed] = w[strided]; });
+}
+template <class T>
 void scatter_add_block_weight(const Conv2dGeom& g, const ConvBlock& blk, const T* dwc, T* gw) {
-  const std::int64_t nr = blk.r.taps(), nc = blk.c.taps(), K = nr * nc * g.c;
-  parallel_for(
-      g.o,
-      [&](std::int64_t o) {
-        const T* src = dwc + o * K;
-        T* dst = gw + o * g.c * g.kh * g.kw;
-        for (std::int64_t i = 0; i < nr; ++i)
-          for (std::int64_t j = 0; j < nc; ++j)
-            for (std::int64_t c = 0; c < g.c; ++c)
-              dst[(c * g.kh + blk.r.t0 + i) * g.kw + blk.c.t0 + j] += src[(i * nc + j) * g.c + c];
-      },
-      K);
+  visit_block_weight(g, blk, [&](std::int64_t packed, std::int64_t strided) { gw[strided] += dwc[packed]; });
 }
 
 // Whether the blocks read at least kh * kw taps in all, so that transposing the
