@@ -117,7 +117,10 @@ Tensor<std::int64_t, D> labels_as(const Tensor<std::int64_t, Cpu>& y) {
 
 }  // namespace detail
 
-template <class T = float, class D = Cpu>
+// No default template arguments: class template argument deduction must go
+// through the guides at the end of this file (T and D of the body), never fall
+// back to <float, Cpu> for a GPU body (nvcc's front end would).
+template <class T, class D>
 class Learner {
  public:
   using TensorT = Tensor<T, D>;
