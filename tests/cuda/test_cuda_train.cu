@@ -1,0 +1,57 @@
+// The training loop on the GPU: train::Learner (a frozen epoch, then an
+// unfrozen one-cycle epoch of ResNet18 + ArcFace + Center Loss with AdamW),
+// eval::embed, and checkpoints that move between devices. Double runs must
+// follow the CPU's batch losses closely; float runs only loosely (see
+// test_cuda_resnet.cu). Skips without a GPU.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "../temp_dir.hpp"
+#include "cuda_test.cuh"
+#include "learner_parity.hpp"
+
+using namespace dml;
+using namespace dml_test;
+
+namespace {
+
+void compare(const LearnerRun& gpu, const LearnerRun& cpu, double tol, const std::string& what) {
+  all_close(gpu.batch_losses, cpu.batch_losses, tol, 0, what + ": batch losses");
+  all_close(gpu.valid_loss, cpu.valid_loss, tol, 0, what + ": valid losses");
+  all_close(gpu.accuracy, cpu.accuracy, 0, 0, what + ": accuracies");
+  close_rel(gpu.embeddings, cpu.embeddings, tol, what + ": embeddings");
+  close_rel(gpu.logits, cpu.logits, tol, what + ": logits");
+}
+
+TEST_CASE("cuda train: Learner + embed on the GPU follow the CPU (frozen and unfrozen one-cycle epochs)") {
+  DML_GPU_OR_SKIP();
+  dml::testing::TempDir dir("dml_cuda_train");
+  const LearnerRun gpu = learner_run<double, Cuda>(dir / "gpu.ckpt");
+  const LearnerRun cpu = learner_run<double, Cpu>(dir / "cpu.ckpt");
+  REQUIRE(cpu.batch_losses.size() == 6);  // 48 images in batches of 16, two epochs
+  compare(gpu, cpu, 1e-7, "double");
+  MESSAGE("double: losses ", gpu.batch_losses.front(), " ... ", gpu.batch_losses.back(), ", accuracy ",
+          gpu.accuracy.back());
+
+  const LearnerRun gpu_f = learner_run<float, Cuda>(dir / "gpu_f.ckpt");
+  const LearnerRun cpu_f = learner_run<float, Cpu>(dir / "cpu_f.ckpt");
+  all_close(gpu_f.batch_losses, cpu_f.batch_losses, 1e-2, 0, "float: batch losses");
+}
+
+TEST_CASE("cuda train: a checkpoint written on one device loads on the other") {
+  DML_GPU_OR_SKIP();
+  dml::testing::TempDir dir("dml_cuda_ckpt");
+  const LearnerRun gpu = learner_run<double, Cuda>(dir / "gpu.ckpt");
+  const LearnerRun cpu = learner_run<double, Cpu>(dir / "cpu.ckpt");
+  // Same weights, other device: the last epoch's validation and the embeddings again.
+  const LearnerRun gpu_on_cpu = reload_run<double, Cpu>(dir / "gpu.ckpt");
+  all_close(gpu_on_cpu.valid_loss, std::vector<double>{gpu.valid_loss.back()}, 1e-9, 0, "GPU checkpoint on the CPU");
+  close_rel(gpu_on_cpu.embeddings, gpu.embeddings, 1e-9, "GPU checkpoint on the CPU: embeddings");
+  const LearnerRun cpu_on_gpu = reload_run<double, Cuda>(dir / "cpu.ckpt");
+  all_close(cpu_on_gpu.valid_loss, std::vector<double>{cpu.valid_loss.back()}, 1e-9, 0, "CPU checkpoint on the GPU");
+  close_rel(cpu_on_gpu.logits, cpu.logits, 1e-9, "CPU checkpoint on the GPU: logits");
+}
+
+}  // namespace
