@@ -1,4 +1,6 @@
-// examples/reproduce.cpp: the reference experiment, dml's main demo.
+// examples/reproduce.hpp: the reference experiment, dml's main demo. The
+// program lives here; reproduce.cpp (CPU) and reproduce.cu (nvcc: --device
+// cpu or cuda, the target reproduce_cuda) are its two mains.
 //
 // For each of six methods (softmax, L2-constrained softmax, ArcFace, CosFace,
 // SphereFace, Center Loss) it trains ResNet18 (fastai embedding head, 512-d)
@@ -18,8 +20,12 @@
 //   <out>/report.md                     the table and the pictures
 //
 // Run `reproduce --help` for the options. The default run (1 frozen + 1
-// unfrozen epoch per model, 2 anomaly cases: 18 models) takes about 10-12
-// minutes on a 2-core machine; --full runs all 10 anomaly cases.
+// unfrozen epoch per model, 2 anomaly cases: 18 models) took 10 min 33 s on
+// a 2-core machine (docs/results.md); --full runs all 10 anomaly cases. With
+// --device cuda, training and embedding run on the GPU; t-SNE, kNN and the
+// metrics stay on the CPU.
+#pragma once
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -58,7 +64,7 @@ using namespace dml;
 namespace fs = std::filesystem;
 namespace json = dml::io::json;
 
-namespace {
+namespace reproduce {
 
 // ---- configuration ----------------------------------------------------------------------------
 
@@ -80,10 +86,12 @@ struct Config {
   std::int64_t embedding = 512;
   int tsne_iterations = 1000;
   bool quiet = false;           // no Learner tables
+  std::string device = "cpu";   // where training and embedding run: cpu or cuda
+  std::string device_name;      // for the report (the GPU's name); empty: `device`
   std::string command;          // as typed, for the report
 };
 
-const char* kUsage = R"(usage: reproduce [options]
+inline constexpr const char* kUsage = R"(usage: reproduce [options]
 Trains ResNet18 with six metric-learning heads on MNIST and writes pictures, metrics and a report.
 
   --data DIR          MNIST-style IDX files (default data/mnist; fetch with scripts/get_data.sh)
@@ -103,9 +111,10 @@ Trains ResNet18 with six metric-learning heads on MNIST and writes pictures, met
   --width N           ResNet base width (default 64; smaller only for smoke runs)
   --tsne-iterations N t-SNE steps (default 1000)
   --quiet             no per-epoch tables
+  --device D          cpu or cuda (cuda: the reproduce_cuda build; default there)
 )";
 
-std::vector<std::string> split_list(const std::string& s) {
+inline std::vector<std::string> split_list(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
   for (std::string item; std::getline(ss, item, ',');)
@@ -114,7 +123,7 @@ std::vector<std::string> split_list(const std::string& s) {
 }
 
 // Parses argv; throws dml::Error naming the bad option. Returns false for --help.
-bool parse_args(int argc, char** argv, Config& c) {
+inline bool parse_args(int argc, char** argv, Config& c) {
   for (int i = 0; i < argc; ++i) c.command += (i ? " " : "") + std::string(argv[i]);
   auto value = [&](int& i) -> std::string {
     DML_CHECK(i + 1 < argc, "option ", argv[i], " needs a value");
@@ -151,6 +160,11 @@ bool parse_args(int argc, char** argv, Config& c) {
     else if (a == "--width") c.width = integer(i, 1);
     else if (a == "--tsne-iterations") c.tsne_iterations = static_cast<int>(integer(i, 1));
     else if (a == "--quiet") c.quiet = true;
+    else if (a == "--device") {
+      c.device = value(i);
+      DML_CHECK(c.device == "cpu" || c.device == "cuda", "option --device: expected cpu or cuda, got '", c.device,
+                "'");
+    }
     else if (a == "--lr") {
       const std::string v = value(i);
       try {
@@ -207,7 +221,7 @@ class Clock {
 };
 
 // Expected seconds of training one model (cost model of Clock) on n images.
-double expected_training(const Config& c, std::int64_t n_train, std::int64_t n_valid, std::int64_t epochs) {
+inline double expected_training(const Config& c, std::int64_t n_train, std::int64_t n_valid, std::int64_t epochs) {
   const double images = static_cast<double>(n_train);
   return static_cast<double>(c.frozen_epochs) * images * Clock::kFrozenImage +
          static_cast<double>(epochs) * images * Clock::kTrainImage +
@@ -218,12 +232,13 @@ double expected_training(const Config& c, std::int64_t n_train, std::int64_t n_v
 
 struct Trained {
   std::vector<train::EpochStats> history;
-  std::vector<eval::Embedded<float>> outputs;  // one per dataset asked for, in order
+  std::vector<eval::Embedded<float>> outputs;  // one per dataset asked for, in order, on the host
   double seconds = 0;
 };
 
 // Trains a fresh ResNet18 + head of `method` on splits.train (validating on
 // splits.test), then embeds each of `to_embed` (embeddings and logits).
+template <class D>
 Trained train_model(const heads::MethodInfo& method, const data::Splits& splits, std::int64_t epochs,
                     std::uint64_t seed, const std::vector<const data::Dataset*>& to_embed, const Config& cfg,
                     Clock& clock) {
@@ -231,22 +246,27 @@ Trained train_model(const heads::MethodInfo& method, const data::Splits& splits,
     using Policy = decltype(policy);
     const auto t0 = std::chrono::steady_clock::now();
     const std::int64_t classes = splits.train.num_classes;
-    nn::ResNet18<float> body({.in_channels = splits.train.channels(), .embedding = cfg.embedding,
+    nn::ResNet18<float, D> body({.in_channels = splits.train.channels(), .embedding = cfg.embedding,
                               .head = nn::Head::Fastai, .width = cfg.width, .seed = seed});
-    heads::MarginHead<Policy> head(cfg.embedding, classes, policy, seed + 1);
-    losses::CenterLoss<float> center_loss(classes, cfg.embedding);
+    heads::MarginHead<Policy, float, D> head(cfg.embedding, classes, policy, seed + 1);
+    losses::CenterLoss<float, D> center_loss(classes, cfg.embedding);
     train::LearnerOptions opts;
-    opts.batch_size = cfg.batch_size;
+    // Tiny subsets (smoke runs): the known-class part of an anomaly case may hold fewer
+    // images than a batch, and the loader drops incomplete batches.
+    opts.batch_size = std::min(cfg.batch_size, splits.train.size());
+    if (opts.batch_size < cfg.batch_size)
+      std::cout << "note: " << splits.train.size() << " training images, fewer than --batch-size "
+                << cfg.batch_size << ": batches of " << opts.batch_size << std::endl;
     opts.seed = seed;
     opts.quiet = cfg.quiet;
     opts.augment = {.pad = 2, .rotate_degrees = 10};  // as examples/train_mnist
     train::Learner learn(body, head, splits, optim::AdamW{.lr = cfg.lr}, opts);
     if (center_weight > 0) learn.add_loss(center_loss, center_weight, "center");
-    learn.add_callback({.on_batch_end = [&](train::Learner<float>& l, const train::BatchInfo&) {
-                          clock.add(static_cast<double>(cfg.batch_size) *
+    learn.add_callback({.on_batch_end = [&](train::Learner<float, D>& l, const train::BatchInfo&) {
+                          clock.add(static_cast<double>(opts.batch_size) *
                                     (l.frozen() ? Clock::kFrozenImage : Clock::kTrainImage));
                         },
-                        .on_epoch_end = [&](train::Learner<float>&, const train::EpochStats&) {
+                        .on_epoch_end = [&](train::Learner<float, D>&, const train::EpochStats&) {
                           clock.add(static_cast<double>(splits.test.size()) * Clock::kInferImage);
                         }});
     if (cfg.frozen_epochs > 0) {
@@ -258,7 +278,8 @@ Trained train_model(const heads::MethodInfo& method, const data::Splits& splits,
     Trained t;
     t.history = learn.history();
     for (const data::Dataset* ds : to_embed) {
-      t.outputs.push_back(eval::embed(body, head, *ds));
+      eval::Embedded<float, D> e = eval::embed(body, head, *ds);
+      t.outputs.push_back({e.embeddings.template to<Cpu>(), e.logits.template to<Cpu>()});
       clock.add(static_cast<double>(ds->size()) * Clock::kInferImage);
     }
     t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -268,12 +289,12 @@ Trained train_model(const heads::MethodInfo& method, const data::Splits& splits,
 
 // ---- outputs ------------------------------------------------------------------------------------
 
-std::string dir_of(const heads::MethodInfo& m) { return std::string(m.alias); }
-std::string title_of(const heads::MethodInfo& m) { return std::string(m.title); }
+inline std::string dir_of(const heads::MethodInfo& m) { return std::string(m.alias); }
+inline std::string title_of(const heads::MethodInfo& m) { return std::string(m.title); }
 
-json::Value finite_or_null(double x) { return std::isfinite(x) ? json::Value(x) : json::Value(nullptr); }
+inline json::Value finite_or_null(double x) { return std::isfinite(x) ? json::Value(x) : json::Value(nullptr); }
 
-void write_text(const fs::path& path, const std::string& text) {
+inline void write_text(const fs::path& path, const std::string& text) {
   io::write_file_atomic(path, std::as_bytes(std::span(text.data(), text.size())));
 }
 
@@ -284,14 +305,14 @@ struct MethodResult {
   std::vector<double> aucs;    // one per anomaly case
 };
 
-std::string fixed(double x, int decimals = 4) {
+inline std::string fixed(double x, int decimals = 4) {
   if (!std::isfinite(x)) return "n/a";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
   return buf;
 }
 
-double median(std::vector<double> v) {
+inline double median(std::vector<double> v) {
   if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());
   const std::size_t n = v.size();
@@ -299,7 +320,7 @@ double median(std::vector<double> v) {
 }
 
 // Evaluates the main model of one method on the test set and writes its folder.
-void write_method_outputs(MethodResult& r, const Trained& t, const data::Dataset& test, const Config& cfg,
+inline void write_method_outputs(MethodResult& r, const Trained& t, const data::Dataset& test, const Config& cfg,
                           Clock& clock) {
   const fs::path dir = cfg.out / dir_of(*r.method);
   fs::create_directories(dir);
@@ -367,7 +388,7 @@ void write_method_outputs(MethodResult& r, const Trained& t, const data::Dataset
 }
 
 // Adds the anomaly results to metrics.json (rewritten after every case).
-void write_anomaly_metrics(MethodResult& r, const std::vector<json::Value>& cases, const Config& cfg) {
+inline void write_anomaly_metrics(MethodResult& r, const std::vector<json::Value>& cases, const Config& cfg) {
   json::Object a;
   a.emplace_back("unknown", cfg.unknown);
   a.emplace_back("distance", eval::metric_name(cfg.metric));
@@ -379,20 +400,21 @@ void write_anomaly_metrics(MethodResult& r, const std::vector<json::Value>& case
   write_text(cfg.out / dir_of(*r.method) / "metrics.json", json::dump(r.metrics, 2) + "\n");
 }
 
-std::string now_utc() {
+inline std::string now_utc() {
   const std::time_t t = std::time(nullptr);
   char buf[64];
   std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
   return buf;
 }
 
-void write_report(const std::vector<MethodResult>& results, const data::Splits& data, const Config& cfg,
+inline void write_report(const std::vector<MethodResult>& results, const data::Splits& data, const Config& cfg,
                   double seconds, bool have_anomaly) {
   std::ostringstream o;
   o << "# Metric learning on " << cfg.data.filename().string() << ": dml reproduction\n\n";
   o << "- Command: `" << cfg.command << "`\n";
   o << "- Date: " << now_utc() << "; wall time " << train::format_time(seconds) << " on "
-    << std::thread::hardware_concurrency() << " hardware threads\n";
+    << std::thread::hardware_concurrency() << " hardware threads; training and embedding on "
+    << (cfg.device_name.empty() ? cfg.device : cfg.device_name) << "\n";
   o << "- Data: `" << cfg.data.string() << "`, " << data.train.size() << " training and " << data.test.size()
     << " test images, " << data.train.num_classes << " classes\n";
   o << "- Model: ResNet18 (width " << cfg.width << ", fastai head, " << cfg.embedding
@@ -423,6 +445,8 @@ void write_report(const std::vector<MethodResult>& results, const data::Splits& 
 
 // ---- the experiment ---------------------------------------------------------------------------
 
+// The whole experiment, training and embedding on device D.
+template <class D>
 int run(const Config& cfg) {
   DML_CHECK(fs::is_directory(cfg.data), "no dataset at '", cfg.data.string(),
             "': run scripts/get_data.sh (or pass --data DIR with MNIST-style IDX files)");
@@ -461,7 +485,7 @@ int run(const Config& cfg) {
     clock.announce(std::string(title_of(*r.method)) + " (" + std::to_string(k + 1) + "/" +
                    std::to_string(cfg.methods.size()) + "): training on all " + std::to_string(classes) +
                    " classes");
-    const Trained t = train_model(*r.method, data, cfg.epochs, cfg.seed, {&data.test}, cfg, clock);
+    const Trained t = train_model<D>(*r.method, data, cfg.epochs, cfg.seed, {&data.test}, cfg, clock);
     write_method_outputs(r, t, data.test, cfg, clock);
     std::cout << title_of(*r.method) << ": accuracy " << fixed(r.accuracy) << ", P@1 " << fixed(r.p1) << ", MAP@R "
               << fixed(r.map_r) << ", NMI " << fixed(r.nmi) << "  -> " << (cfg.out / dir_of(*r.method)).string()
@@ -487,7 +511,7 @@ int run(const Config& cfg) {
       clock.announce("anomaly case " + std::to_string(c + 1) + "/" + std::to_string(cfg.cases) + " (unknown {" +
                      unknown_str + "}), " + title_of(*r.method) + " (" + std::to_string(k + 1) + "/" +
                      std::to_string(results.size()) + ")");
-      const Trained t = train_model(*r.method, part, cfg.anomaly_epochs, cfg.seed + 1000 * (c + 1),
+      const Trained t = train_model<D>(*r.method, part, cfg.anomaly_epochs, cfg.seed + 1000 * (c + 1),
                                     {&refs, &test_part}, cfg, clock);
       const std::vector<float> scores =
           eval::anomaly_scores(t.outputs[1].embeddings, t.outputs[0].embeddings, cfg.metric);
@@ -530,16 +554,19 @@ int run(const Config& cfg) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// The common main: parses the options (cfg.device starts as default_device),
+// prints --help, and calls run_on(cfg); dml::Error and other exceptions become
+// a message on stderr and exit status 1.
+template <class RunOn>
+int main_with(int argc, char** argv, const char* default_device, RunOn&& run_on) {
   try {
     Config cfg;
+    cfg.device = default_device;
     if (!parse_args(argc, argv, cfg)) {
       std::cout << kUsage;
       return 0;
     }
-    return run(cfg);
+    return run_on(cfg);
   } catch (const Error& e) {
     std::cerr << "reproduce: " << e.message() << std::endl;
     return 1;
@@ -548,3 +575,5 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace reproduce

@@ -6,13 +6,16 @@
 #   scripts/gpu_check.sh --build-only  configure + build only (works without a GPU)
 #
 # Steps
-#   1. configure build/gpu (Release, CUDA archs of this GPU; no examples, no header checks)
-#   2. build dml_cuda_tests and bench_* of every bench/*.cu
+#   1. configure build/gpu (Release, CUDA archs of this GPU; no header checks)
+#   2. build dml_cuda_tests, bench_* of every bench/*.cu and reproduce_cuda
 #   3. run dml_cuda_tests with DML_REQUIRE_GPU=1: a test that would skip for lack of a device fails
 #   4. run each CUDA bench with DML_REQUIRE_GPU=1 (they validate, then print `name: value unit`
 #      lines); bench_resnet18_cuda (bench/resnet18.cu): ResNet18 training and inference images/s
 #      at batch 128 and 256 for 1x28x28 and 3x224x224 inputs, cuDNN vs host conv per layer shape
-#   5. summary: each step's verdict and time, then the bench lines (per-layer conv lines only in
+#   5. the main demo on the GPU: reproduce_cuda --device cuda --cases 1 on data/mnist (made by
+#      scripts/get_data.sh; carry it to a GPU machine that cannot fetch it), results in
+#      $build_dir/results; skipped with a note when data/mnist is missing
+#   6. summary: each step's verdict and time, then the bench lines (per-layer conv lines only in
 #      the bench's log, $build_dir/<bench>.log)
 # Environment
 #   DML_JOBS=N               parallel build jobs (default: nproc, at most 16)
@@ -26,7 +29,7 @@ build_only=0
 for arg in "$@"; do
   case "$arg" in
     --build-only) build_only=1 ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,7 +86,7 @@ gen=()
 if [ ! -f "$build_dir/CMakeCache.txt" ] && command -v ninja >/dev/null 2>&1; then gen=(-G Ninja); fi
 cmake -S . -B "$build_dir" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CUDA_ARCHITECTURES="$archs" -DDML_ENABLE_CUDA=ON -DDML_BUILD_TESTS=ON -DDML_BUILD_BENCH=ON \
-  -DDML_BUILD_EXAMPLES=OFF -DDML_HEADER_CHECK=OFF >"$build_dir/configure.log" 2>&1 \
+  -DDML_BUILD_EXAMPLES=ON -DDML_HEADER_CHECK=OFF >"$build_dir/configure.log" 2>&1 \
   || { tail -40 "$build_dir/configure.log"; die "cmake configure failed (log: $build_dir/configure.log)"; }
 grep -q '^DML_HAS_CUDA:INTERNAL=ON' "$build_dir/CMakeCache.txt" \
   || { grep -i 'dml:' "$build_dir/configure.log"; die "dml::cuda was not configured (nvcc or cuDNN not found)"; }
@@ -100,8 +103,8 @@ done
 shopt -u nullglob
 
 # ---- 2. build -----------------------------------------------------------------------------------
-section "2. build: dml_cuda_tests ${bench_targets[*]} (-j$jobs)"
-if ! cmake --build "$build_dir" -j "$jobs" --target dml_cuda_tests "${bench_targets[@]}"; then
+section "2. build: dml_cuda_tests ${bench_targets[*]} reproduce_cuda (-j$jobs)"
+if ! cmake --build "$build_dir" -j "$jobs" --target dml_cuda_tests "${bench_targets[@]}" reproduce_cuda; then
   die "build failed"
 fi
 note "build (${#bench_targets[@]} CUDA bench(es))" "ok ($(elapsed))"
@@ -159,6 +162,27 @@ for target in "${bench_targets[@]}"; do
     fi
   fi
 done
+
+# ---- 5. the demo on the GPU ----------------------------------------------------------------------
+section "5. reproduce_cuda --device cuda --cases 1"
+demo_bin="$(find_binary reproduce_cuda)"
+if [ ! -f data/mnist/train-images-idx3-ubyte ]; then
+  note "reproduce_cuda" "skipped: no data/mnist (run scripts/get_data.sh mnist, or carry data/mnist)"
+elif [ -z "$demo_bin" ]; then
+  failed=1; note "reproduce_cuda" "FAILED: not built"
+else
+  demo_log="$build_dir/reproduce_cuda.log"
+  timeout 300 "$demo_bin" --device cuda --cases 1 --quiet --data data/mnist --out "$build_dir/results" 2>&1 \
+    | tee "$demo_log"
+  rc=${PIPESTATUS[0]}
+  if [ "$rc" = 0 ]; then
+    note "reproduce_cuda" "ok ($(elapsed)), report: $build_dir/results/report.md"
+    while IFS= read -r line; do bench_lines+=("  demo: $line"); done < <(grep -E '^\| [A-Z]' "$build_dir/results/report.md")
+  else
+    failed=1
+    note "reproduce_cuda" "$([ "$rc" = 124 ] && echo "TIMED OUT after 300s" || echo "FAILED (rc $rc, $(elapsed))"), log: $demo_log"
+  fi
+fi
 
 # ---- summary ------------------------------------------------------------------------------------
 printf '\n==== summary ====\n'

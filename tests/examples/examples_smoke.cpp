@@ -2,7 +2,8 @@
 // dataset: examples/reproduce (every output file appears and holds what it
 // should) and examples/train_mnist (the table, the checkpoint, resuming).
 // Built as its own doctest binary (examples_smoke) because it runs the
-// executables, whose paths come in as DML_REPRODUCE_EXE and DML_TRAIN_MNIST_EXE.
+// executables, whose paths come in as DML_REPRODUCE_EXE and DML_TRAIN_MNIST_EXE
+// (and DML_REPRODUCE_CUDA_EXE for the nvcc build of the demo, when there is one).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -132,6 +133,45 @@ TEST_CASE("reproduce writes every result file on a tiny synthetic dataset") {
   for (const char* title : {"Softmax", "L2-constrained softmax", "ArcFace", "CosFace", "SphereFace", "Center Loss"})
     CHECK(report.find(std::string("| ") + title + " |") != std::string::npos);
   CHECK(report.find("anomaly_auc.svg") != std::string::npos);
+}
+
+TEST_CASE("reproduce: --device, and batches cut to a training set smaller than one") {
+  testing::TempDir tmp("dml_reproduce_device");
+  const fs::path data = write_dataset(tmp);
+  const std::string common = "--data \"" + data.string() + "\" --methods arc --cases 1 --width 4 "
+                             "--tsne-iterations 50 --quiet --out \"" + (tmp / "results").string() + "\" ";
+
+  // 120 training images, 60 of them in the anomaly case's known classes: batch 128 would leave
+  // the loader (drop_last) without a single batch.
+  const auto [rc, log] = run(DML_REPRODUCE_EXE, common + "--device cpu", tmp / "cpu.txt");
+  INFO("reproduce output:\n" << log);
+  REQUIRE(rc == 0);
+  CHECK(log.find("batches of 120") != std::string::npos);
+  CHECK(log.find("batches of 60") != std::string::npos);
+  CHECK(read_text(tmp / "results" / "report.md").find("training and embedding on cpu") != std::string::npos);
+
+  const auto [rc2, log2] = run(DML_REPRODUCE_EXE, common + "--device cuda", tmp / "cuda.txt");
+  CHECK(rc2 != 0);
+  CHECK(log2.find("this build has no CUDA; build the reproduce_cuda target") != std::string::npos);
+  const auto [rc3, log3] = run(DML_REPRODUCE_EXE, common + "--device tpu", tmp / "tpu.txt");
+  CHECK(rc3 != 0);
+  CHECK(log3.find("option --device: expected cpu or cuda, got 'tpu'") != std::string::npos);
+
+#ifdef DML_REPRODUCE_CUDA_EXE
+  // The nvcc build: --device cpu trains on the host; --device cuda trains on a GPU or, without
+  // one, stops with the reason.
+  const auto [rc4, log4] = run(DML_REPRODUCE_CUDA_EXE, common + "--device cpu", tmp / "cuda_exe_cpu.txt");
+  INFO("reproduce_cuda --device cpu output:\n" << log4);
+  CHECK(rc4 == 0);
+  const auto [rc5, log5] = run(DML_REPRODUCE_CUDA_EXE, common + "--device cuda", tmp / "cuda_exe_cuda.txt");
+  INFO("reproduce_cuda --device cuda output:\n" << log5);
+  if (rc5 != 0) {
+    CHECK(log5.find("--device cuda: no usable GPU (") != std::string::npos);
+    MESSAGE("reproduce_cuda --device cuda: no GPU here, the message was checked");
+  } else {
+    CHECK(read_text(tmp / "results" / "report.md").find("training and embedding on cuda (") != std::string::npos);
+  }
+#endif
 }
 
 TEST_CASE("train_mnist prints the epoch table, saves a checkpoint, and resumes from it") {
