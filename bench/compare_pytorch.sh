@@ -12,7 +12,8 @@
 #   bash bench/compare_pytorch.sh [BUILD_DIR] [ROUNDS] [resnet] [tsne] [knn]
 #
 # BUILD_DIR (default build/bench) is configured and built here with -DDML_BUILD_BENCH=ON.
-# Installs Debian's python3-torch, python3-torchvision and python3-sklearn when missing.
+# Installs Debian's python3-torch, python3-torchvision, python3-sklearn and libopenblas0-pthread
+# (NumPy's BLAS) when missing.
 # Python is used only by this script, never by dml.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,7 +27,9 @@ export OMP_PROC_BIND=true OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 py=/usr/bin/python3  # Debian's python, where the Debian torch/sklearn packages live
 
 need=()
-for p in python3-torch python3-torchvision python3-sklearn; do
+# libopenblas0-pthread: without it Debian's NumPy runs on the reference BLAS (52 s instead of
+# about 1 s for the kNN GEMM here), which would make the kNN comparison meaningless.
+for p in python3-torch python3-torchvision python3-sklearn libopenblas0-pthread; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
