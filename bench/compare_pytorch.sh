@@ -61,7 +61,8 @@ for ((r = 1; r <= rounds; ++r)); do
               run ref $py bench/resnet18_torch.py ;;
       tsne)   mkdir -p "$log/tsne"
               run dml "$build/bench/bench_tsne" --dump "$log/tsne"
-              run ref $py bench/tsne_sklearn.py "$log/tsne" ;;
+              run ref $py bench/tsne_sklearn.py "$log/tsne"
+              run ref "$build/bench/bench_tsne" --score "$log/tsne" sklearn ;;
       knn)    run dml "$build/bench/bench_knn" 3
               run ref $py bench/knn_numpy.py 3 ;;
       *) echo "compare_pytorch: unknown part '$part' (resnet, tsne, knn)" >&2; exit 2 ;;
