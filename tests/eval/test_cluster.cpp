@@ -14,6 +14,9 @@
 #define DML_TEST_DATA_DIR "tests/fixtures"  // the build passes the absolute path
 #endif
 
+// dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_cluster {
+
 namespace {
 
 std::istringstream mutual_info_fixture() {
@@ -148,3 +151,5 @@ TEST_CASE("k-means handles duplicate points and k = n") {
   CHECK_THROWS_AS(dml::eval::kmeans(distinct.data(), 5, 1, {.k = 6}), dml::Error);
   CHECK_THROWS_AS(dml::eval::kmeans(distinct.data(), 5, 1, {.k = 0}), dml::Error);
 }
+
+}  // namespace test_cluster

@@ -15,6 +15,9 @@
 #define DML_TEST_DATA_DIR "tests/fixtures"  // the build passes the absolute path
 #endif
 
+// dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_metrics {
+
 using dml::eval::Metric;
 using dml::eval::RetrievalOptions;
 
@@ -338,3 +341,5 @@ TEST_CASE("ROC-AUC: all scores tied gives 0.5, perfect ranking 1, inverted ranki
   // One tie across the classes counts one half: 5.5 of 6 pairs.
   CHECK(dml::eval::roc_auc(std::vector<double>{0.9, 0.1, 0.3, 0.2, 0.3}, pos) == doctest::Approx(5.5 / 6));
 }
+
+}  // namespace test_metrics

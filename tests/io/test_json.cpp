@@ -7,6 +7,9 @@
 #include <limits>
 #include <string>
 
+// dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_json {
+
 namespace json = dml::io::json;
 
 namespace {
@@ -190,3 +193,5 @@ TEST_CASE("json accessors and the writer reject the wrong input") {
   CHECK_THROWS_AS(json::Value(std::numeric_limits<std::uint64_t>::max()), dml::Error);
   CHECK(json::Value(std::uint64_t{42}).as_int() == 42);
 }
+
+}  // namespace test_json

@@ -15,6 +15,9 @@
 #error "DML_TEST_DATA_DIR must name tests/fixtures"
 #endif
 
+// dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_npy {
+
 namespace fs = std::filesystem;
 using namespace dml::io;
 
@@ -269,3 +272,5 @@ TEST_CASE("npy reader accepts what NumPy accepts for single-byte types and key o
   CHECK(t.dtype == DType::BOOL);
   CHECK(t.shape == std::vector<std::int64_t>{1, 2});
 }
+
+}  // namespace test_npy

@@ -12,6 +12,9 @@
 
 #include "../temp_dir.hpp"
 
+// dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_raw_tensor {
+
 namespace fs = std::filesystem;
 using namespace dml::io;
 
@@ -138,3 +141,5 @@ TEST_CASE("InputFile reads ranges and refuses to read past the end") {
                        dml::Error);
   CHECK_THROWS_AS(in.read(6, buf, 0), dml::Error);
 }
+
+}  // namespace test_raw_tensor

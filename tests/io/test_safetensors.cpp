@@ -20,6 +20,9 @@
 #error "DML_TEST_DATA_DIR must name tests/fixtures"
 #endif
 
+// dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_safetensors {
+
 namespace fs = std::filesystem;
 using namespace dml::io;
 
@@ -344,3 +347,5 @@ TEST_CASE("save_safetensors rejects bad tensors and leaves no partial file") {
   save_safetensors(path, {{"w", ok}});
   CHECK(load_safetensors(path).size() == 1);
 }
+
+}  // namespace test_safetensors
