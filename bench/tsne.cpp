@@ -7,6 +7,7 @@
 //
 //   bench_tsne [--sizes 5000,10000] [--threads T] [--seed S] [--data-seed D] [--theta T] [--dump DIR]
 //   bench_tsne [--sizes 5000,10000] --score DIR NAME
+//   bench_tsne [--sizes 5000,10000] [--theta T] --bh-error DIR NAME
 //
 // --seed is dml's TsneOptions::seed; --data-seed changes the data set
 // (default: 2024 + n).
@@ -18,6 +19,13 @@
 // --score DIR NAME runs no t-SNE: it reads the data and another program's
 // map DIR/tsne_<n>.NAME.f32 and prints its exact KL and kNN accuracy, the
 // same measures as for dml's own map.
+//
+// --bh-error DIR NAME runs no t-SNE either: on the map DIR/tsne_<n>.NAME.f32 it
+// compares dml's Barnes-Hut repulsive gradient -rep_i / Z (at --theta) with the
+// exact O(n^2) one: relative error (norm over all points), median per-point
+// relative error, Z's relative error, and the scale (the projection of the
+// estimate on the exact gradient; below 1 = repulsion biased low).
+// bench/tsne_bh_error.py prints the same for scikit-learn's Barnes-Hut.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -184,6 +192,66 @@ int score(const std::vector<std::int64_t>& sizes, const std::string& dir, const 
   return 0;
 }
 
+// --bh-error: dml's Barnes-Hut repulsion against the exact one on a given map.
+int bh_error(const std::vector<std::int64_t>& sizes, const std::string& dir, const std::string& map_name,
+             double theta) {
+  try {
+    for (const std::int64_t n : sizes) {
+      const std::string file = dir + "/tsne_" + std::to_string(n) + "." + map_name + ".f32";
+      const auto map = read_raw<float>(file, static_cast<std::size_t>(2 * n));
+      const std::vector<double> y(map.begin(), map.end());
+      std::vector<double> exact(2 * n);
+      double z = 0;
+#pragma omp parallel for schedule(dynamic, 64) reduction(+ : z)
+      for (std::int64_t i = 0; i < n; ++i) {
+        double fx = 0, fy = 0;
+        for (std::int64_t j = 0; j < n; ++j) {
+          if (j == i) continue;
+          const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
+          const double w = 1.0 / (1.0 + dx * dx + dy * dy);
+          z += w;
+          fx += w * w * dx;
+          fy += w * w * dy;
+        }
+        exact[2 * i] = fx;
+        exact[2 * i + 1] = fy;
+      }
+      dml::viz::detail::QuadTree tree;
+      tree.build(y.data(), n);
+      std::vector<double> rep(2 * n), sumw(n);
+      tree.repulsion(theta, dml::viz::detail::tsne_threads(0), rep.data(), sumw.data());
+      double z_bh = 0;
+      for (const double w : sumw) z_bh += w;
+      double err2 = 0, norm2 = 0, dot = 0;
+      std::vector<double> per_point(n);
+      for (std::int64_t i = 0; i < n; ++i) {
+        double e2 = 0, g2 = 0;
+        for (int c = 0; c < 2; ++c) {
+          const double g = -exact[2 * i + c] / z, b = -rep[2 * i + c] / z_bh;
+          e2 += (b - g) * (b - g);
+          g2 += g * g;
+          dot += b * g;
+        }
+        err2 += e2;
+        norm2 += g2;
+        per_point[i] = std::sqrt(e2 / g2);
+      }
+      std::nth_element(per_point.begin(), per_point.begin() + n / 2, per_point.end());
+      const std::string name = "tsne_" + std::to_string(n) + "_bh";
+      std::printf("%s_theta: %.2f\n", name.c_str(), theta);
+      std::printf("%s_rel_error: %.5f fraction\n", name.c_str(), std::sqrt(err2 / norm2));
+      std::printf("%s_median_point_error: %.5f fraction\n", name.c_str(), per_point[n / 2]);
+      std::printf("%s_z_error: %+.5f fraction\n", name.c_str(), z_bh / z - 1);
+      std::printf("%s_scale: %.5f fraction\n", name.c_str(), dot / norm2);
+      std::fflush(stdout);
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_tsne --bh-error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -192,7 +260,7 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 0;
   long long data_seed = -1;
   double theta = dml::viz::TsneOptions{}.theta;
-  std::string dump_dir, score_dir, score_name;
+  std::string dump_dir, score_dir, score_name, bh_dir, bh_name;
   for (int a = 1; a < argc; ++a) {
     const std::string arg = argv[a];
     if (arg == "--sizes" && a + 1 < argc) {
@@ -212,15 +280,20 @@ int main(int argc, char** argv) {
     } else if (arg == "--score" && a + 2 < argc) {
       score_dir = argv[++a];
       score_name = argv[++a];
+    } else if (arg == "--bh-error" && a + 2 < argc) {
+      bh_dir = argv[++a];
+      bh_name = argv[++a];
     } else {
       std::fprintf(stderr,
                    "usage: %s [--sizes 5000,10000] [--threads T] [--seed S] [--data-seed D] [--theta T] [--dump DIR]\n"
-                   "       %s [--sizes 5000,10000] --score DIR NAME\n",
-                   argv[0], argv[0]);
+                   "       %s [--sizes 5000,10000] --score DIR NAME\n"
+                   "       %s [--sizes 5000,10000] [--theta T] --bh-error DIR NAME\n",
+                   argv[0], argv[0], argv[0]);
       return 2;
     }
   }
   if (!score_dir.empty()) return score(sizes, score_dir, score_name);
+  if (!bh_dir.empty()) return bh_error(sizes, bh_dir, bh_name, theta);
 
   for (const std::int64_t n : sizes) {
     const Data d = make_data(n, static_cast<std::uint64_t>(data_seed >= 0 ? data_seed : 2024 + n));
