@@ -15,6 +15,9 @@
 
 #include "cuda_test.cuh"
 
+// dml_cuda_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_cuda_nn {
+
 using namespace dml;
 using namespace dml_test;
 
@@ -533,3 +536,5 @@ TEST_CASE("cuda nn ops: CenterLoss gives the CPU's loss, gradient and center upd
 }
 
 }  // namespace
+
+}  // namespace test_cuda_nn

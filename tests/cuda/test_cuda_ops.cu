@@ -12,6 +12,9 @@
 
 #include "cuda_test.cuh"
 
+// dml_cuda_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_cuda_ops {
+
 using namespace dml;
 using namespace dml_test;
 
@@ -158,3 +161,5 @@ TEST_CASE("cuda ops: gradients accumulate across two backward passes, and leaves
 }
 
 }  // namespace
+
+}  // namespace test_cuda_ops

@@ -17,6 +17,9 @@
 #include "cuda_test.cuh"
 #include "resnet_parity.hpp"
 
+// dml_cuda_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_cuda_resnet {
+
 using namespace dml;
 using namespace dml_test;
 
@@ -61,3 +64,5 @@ TEST_CASE("cuda resnet: training is bitwise repeatable with deterministic convol
 }
 
 }  // namespace
+
+}  // namespace test_cuda_resnet

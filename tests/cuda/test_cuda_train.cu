@@ -12,6 +12,9 @@
 #include "cuda_test.cuh"
 #include "learner_parity.hpp"
 
+// dml_cuda_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
+namespace test_cuda_train {
+
 using namespace dml;
 using namespace dml_test;
 
@@ -55,3 +58,5 @@ TEST_CASE("cuda train: a checkpoint written on one device loads on the other") {
 }
 
 }  // namespace
+
+}  // namespace test_cuda_train
