@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what dml's build, tests and demo need (Debian 12). Idempotent and fast when
 # everything is already there: apt-get runs only if a package is missing.
+#   scripts/deps.sh        build, tests, demo
+#   scripts/deps.sh fuzz   the same plus clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 
 packages=(cmake g++ make ninja-build git libeigen3-dev doctest-dev libomp-dev zlib1g-dev)
+if [ "${1:-}" = fuzz ]; then
+  packages+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
+#include <string_view>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -51,17 +53,6 @@ inline void write_checkpoint(const std::filesystem::path& path, CheckpointFile c
   io::save_safetensors(path, ckpt.tensors, ckpt.metadata);
 }
 
-// Reads a checkpoint. Throws dml::Error naming the file when it is missing,
-// malformed (see io::read_safetensors), or not a dml checkpoint of this format.
-inline CheckpointFile read_checkpoint(const std::filesystem::path& path) {
-  io::SafetensorsFile f = io::read_safetensors(path);
-  auto it = f.metadata.find("dml.format");
-  DML_CHECK(it != f.metadata.end(), path.string(), ": not a dml checkpoint (no dml.format in the metadata)");
-  DML_CHECK(it->second == kCheckpointFormat, path.string(), ": checkpoint format '", it->second,
-            "' is not the one this dml reads (", kCheckpointFormat, ")");
-  return {std::move(f.tensors), std::move(f.metadata)};
-}
-
 namespace detail {
 
 // A metadata entry parsed as JSON; throws naming the file and key.
@@ -86,7 +77,7 @@ inline std::uint64_t u64(const json::Value& v) {
   } catch (const std::exception&) {
     used = 0;
   }
-  DML_CHECK(used == s.size() && !s.empty() && s[0] != '-', "checkpoint: '", s, "' is not an unsigned integer");
+  DML_CHECK(used == s.size() && !s.empty() && s[0] != '-', "expected an unsigned integer as a decimal string, found '", s, "'");
   return static_cast<std::uint64_t>(x);
 }
 
@@ -102,7 +93,7 @@ inline json::Value to_json(const Generator::State& s) {
 }
 inline Generator::State generator_state_from_json(const json::Value& v) {
   const std::int64_t unused = v.at("unused").as_int();
-  DML_CHECK(unused >= 0 && unused <= 4, "checkpoint: generator 'unused' must lie in [0, 4], got ", unused);
+  DML_CHECK(unused >= 0 && unused <= 4, "generator 'unused': expected 0..4, found ", unused);
   return {detail::u64(v.at("seed")), detail::u64(v.at("counter")), static_cast<std::uint32_t>(unused)};
 }
 
@@ -158,12 +149,78 @@ inline optim::Schedule schedule_from_json(const json::Value& v) {
     s.div = v.at("div").as_double();
     s.div_final = v.at("div_final").as_double();
     const json::Array& m = v.at("moms").as_array();
-    DML_CHECK(m.size() == 3, "checkpoint: OneCycle moms must hold 3 values, got ", m.size());
+    DML_CHECK(m.size() == 3, "OneCycle 'moms': expected 3 values, found ", m.size());
     for (std::size_t i = 0; i < 3; ++i) s.moms[i] = m[i].as_double();
     s.cycle_momentum = v.at("cycle_momentum").as_bool();
     return s;
   }
-  throw Error(::dml::detail::concat("checkpoint: unknown schedule kind '", kind, "'"));
+  throw Error(::dml::detail::concat("schedule 'kind': expected Constant, StepDecay, Cosine or OneCycle, found '", kind, "'"));
+}
+
+// Checks the entries a Learner reads besides tensors, where present:
+// dml.loader, dml.generators, dml.plan (with its schedule), dml.history and
+// dml.frozen. Throws dml::Error naming `file`, the entry, and what was
+// expected against what was found.
+inline void validate_checkpoint(const CheckpointFile& f, const std::string& file) {
+  auto check = [&](const char* key, auto&& fn) {
+    auto it = f.metadata.find(key);
+    if (it == f.metadata.end()) return;
+    try {
+      fn(json::parse(it->second));
+    } catch (const Error& e) {
+      throw Error(::dml::detail::concat(file, ": checkpoint entry '", key, "': ", e.message()));
+    }
+  };
+  check("dml.loader", [](const json::Value& v) { (void)loader_state_from_json(v); });
+  check("dml.generators", [](const json::Value& v) {
+    for (const auto& [name, g] : v.as_object()) (void)generator_state_from_json(g);
+  });
+  check("dml.plan", [](const json::Value& v) {
+    (void)v.at("active").as_bool();
+    (void)schedule_from_json(v.at("schedule"));
+    if (!v.at("max_lr").is_null()) (void)v.at("max_lr").as_double();
+    for (const char* k : {"step", "total", "end_epoch", "loss_count"}) (void)v.at(k).as_int();
+    for (const char* k : {"loss_sum", "seconds"}) (void)v.at(k).as_double();
+  });
+  check("dml.history", [](const json::Value& v) {
+    for (const json::Value& r : v.as_array()) {
+      const json::Array& a = r.as_array();
+      DML_CHECK(a.size() == 5, "a history row must hold 5 values, found ", a.size());
+      (void)a[0].as_int();
+      for (std::size_t i = 1; i < 4; ++i)
+        if (!a[i].is_null()) (void)a[i].as_double();
+      (void)a[4].as_double();
+    }
+  });
+  auto frozen = f.metadata.find("dml.frozen");
+  DML_CHECK(frozen == f.metadata.end() || frozen->second == "true" || frozen->second == "false", file,
+            ": checkpoint entry 'dml.frozen': expected \"true\" or \"false\", found \"", frozen->second, "\"");
+}
+
+namespace detail {
+inline CheckpointFile checkpoint_from(io::SafetensorsFile f, const std::string& file) {
+  auto it = f.metadata.find("dml.format");
+  DML_CHECK(it != f.metadata.end(), file, ": not a dml checkpoint (no dml.format in the metadata)");
+  DML_CHECK(it->second == kCheckpointFormat, file, ": checkpoint format: expected '", kCheckpointFormat,
+            "', found '", it->second, "'");
+  CheckpointFile out{std::move(f.tensors), std::move(f.metadata)};
+  validate_checkpoint(out, file);
+  return out;
+}
+}  // namespace detail
+
+// Reads a checkpoint. Throws dml::Error naming the file when it is missing,
+// malformed (see io::read_safetensors), not a dml checkpoint of this format,
+// or holds a malformed entry (see validate_checkpoint).
+inline CheckpointFile read_checkpoint(const std::filesystem::path& path) {
+  return detail::checkpoint_from(io::read_safetensors(path), path.string());
+}
+
+// read_checkpoint for a file held in memory; `name` stands for the file in
+// messages.
+inline CheckpointFile parse_checkpoint(std::span<const std::byte> bytes, std::string_view name = "<memory>") {
+  const std::string file(name);
+  return detail::checkpoint_from(io::parse_safetensors(bytes, file), file);
 }
 
 }  // namespace dml::train
