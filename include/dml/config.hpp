@@ -45,19 +45,23 @@ struct SourceLocation {
 #endif
 
 // Error is thrown for bad input: a shape mismatch, a malformed file, a bad
-// argument. what() holds the message followed by " [at file:line]".
+// argument. what() and message() hold the message a user reads; where() holds
+// the library's source location that raised it ("dml/io/npy.hpp:120"), for
+// bug reports. Building with DML_ERROR_LOCATION defined to 1 appends
+// " [at <where>]" to what() as well.
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message,
                  SourceLocation where = SourceLocation::current())
-      : std::runtime_error(message + " [at " + short_file(where.file_name()) + ":" +
-                           std::to_string(where.line()) + "]"),
+      : std::runtime_error(what_text(message, where)),
         message_(message),
         file_(where.file_name()),
         line_(where.line()) {}
 
-  // The message without the location suffix.
+  // The message without any location suffix.
   const std::string& message() const noexcept { return message_; }
+  // "file:line" where the error was raised, the path shortened to "dml/...".
+  std::string where() const { return short_file(file_) + ":" + std::to_string(line_); }
   const char* file() const noexcept { return file_; }
   std::uint_least32_t line() const noexcept { return line_; }
 
@@ -66,6 +70,14 @@ class Error : public std::runtime_error {
     std::string p(path);
     auto pos = p.rfind("include/dml/");
     return pos == std::string::npos ? p : p.substr(pos + 8);
+  }
+  static std::string what_text(const std::string& message, const SourceLocation& where) {
+#if defined(DML_ERROR_LOCATION) && DML_ERROR_LOCATION
+    return message + " [at " + short_file(where.file_name()) + ":" + std::to_string(where.line()) + "]";
+#else
+    (void)where;
+    return message;
+#endif
   }
   std::string message_;
   const char* file_;
