@@ -5,6 +5,8 @@
 
 #include <dml/dml.hpp>
 #include <dml/nn/nn.hpp>
+#include <bit>
+#include <cstring>
 #include <filesystem>
 
 using namespace dml;
@@ -78,13 +80,13 @@ TEST_CASE("an RGB conv1 folds into a greyscale body by mean or sum") {
         rgb.layer3.at<nn::BasicBlock<float>>(0).conv1.weight().to_vector());
   CHECK_THROWS_WITH_AS(
       nn::load_tensor_map(refuse, map, {.adapt_input = nn::ChannelAdapt::Error}),
-      doctest::Contains("conv1.weight: checkpoint float32 [4, 3, 7, 7] vs module float32 [4, 1, 7, 7]"), Error);
+      doctest::Contains("'conv1.weight': expected F32 [4, 1, 7, 7], found F32 [4, 3, 7, 7]"), Error);
 }
 
 TEST_CASE("skip_prefixes keeps a new classifier; strict loading names what is wrong") {
   nn::ResNet18<float> imagenet(tiny(1, 1, 1000)), mine(tiny(1, 2, 10));
   io::TensorMap map = nn::to_tensor_map(imagenet);
-  CHECK_THROWS_WITH_AS(nn::load_tensor_map(mine, map), doctest::Contains("fc.weight: checkpoint float32 [1000, 32]"),
+  CHECK_THROWS_WITH_AS(nn::load_tensor_map(mine, map), doctest::Contains("'fc.weight': expected F32 [10, 32], found F32 [1000, 32]"),
                        Error);
   auto fc_before = mine.fc->weight().to_vector();
   auto res = nn::load_tensor_map(mine, map, {.skip_prefixes = {"fc."}});
@@ -106,7 +108,10 @@ TEST_CASE("skip_prefixes keeps a new classifier; strict loading names what is wr
   io::TensorMap half = map;
   half["bn1.weight"].dtype = io::DType::F16;
   half["bn1.weight"].bytes.resize(half["bn1.weight"].bytes.size() / 2);
-  CHECK_THROWS_WITH_AS(nn::load_tensor_map(other, half), doctest::Contains("bn1.weight' has dtype F16"), Error);
+  CHECK_THROWS_WITH_AS(nn::load_tensor_map(other, half),
+                       doctest::Contains("'bn1.weight': expected F32 [4], found F16 [4] (half precision converts only "
+                                         "with LoadOptions::convert.half_to_float)"),
+                       Error);
 }
 
 TEST_CASE("load_weights names the file in its errors") {
@@ -116,5 +121,108 @@ TEST_CASE("load_weights names the file in its errors") {
   nn::Linear<float> fc(3, 2);
   nn::save_weights(fc, path);
   CHECK_THROWS_WITH_AS(nn::load_weights(net, path), doctest::Contains(path.string().c_str()), Error);
+  std::filesystem::remove(path);
+}
+
+namespace {
+// The message load_weights throws, or "no error".
+std::string load_error(nn::Module<float>& m, const std::filesystem::path& path, const nn::LoadOptions& opt = {}) {
+  try {
+    nn::load_weights(m, path, opt);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+std::vector<std::byte> halves(std::initializer_list<std::uint16_t> bits) {
+  std::vector<std::byte> b(bits.size() * 2);
+  std::memcpy(b.data(), std::data(bits), b.size());
+  return b;
+}
+}  // namespace
+
+TEST_CASE("an integer tensor fills a float parameter only when the conversion is asked for") {
+  nn::Linear<float> fc(3, 2);
+  io::TensorMap map = nn::to_tensor_map(fc);
+  map["weight"] = io::RawTensor::from(std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}, {2, 3});
+  auto path = temp_file("int_weight.safetensors");
+  io::save_safetensors(path, map);
+  const auto before = fc.weight().to_vector();
+  const std::string msg = load_error(fc, path);
+  INFO(msg);
+  CHECK(msg.find(path.string() + ": load_weights into Linear: 'weight': expected F32 [2, 3], found I64 [2, 3]") == 0);
+  CHECK(msg.find("LoadOptions::convert.int_to_float") != std::string::npos);
+  CHECK(fc.weight().to_vector() == before);  // refused: nothing changed
+  nn::load_weights(fc, path, {.convert = {.int_to_float = true}});
+  CHECK(fc.weight().to_vector() == std::vector<float>{1, 2, 3, 4, 5, 6});
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a float tensor fills an int64 buffer only when asked, and only with integral values") {
+  nn::BatchNorm2d<float> bn(2);
+  io::TensorMap map = nn::to_tensor_map(bn);
+  map["num_batches_tracked"] = io::RawTensor::from(std::vector<float>{7}, {});
+  auto path = temp_file("float_counter.safetensors");
+  io::save_safetensors(path, map);
+  std::string msg = load_error(bn, path);
+  INFO(msg);
+  CHECK(msg.find("'num_batches_tracked': expected I64 [], found F32 []") != std::string::npos);
+  CHECK(msg.find("LoadOptions::convert.float_to_int") != std::string::npos);
+  nn::load_weights(bn, path, {.convert = {.float_to_int = true}});
+  CHECK(bn.num_batches_tracked().item() == 7);
+  map["num_batches_tracked"] = io::RawTensor::from(std::vector<float>{7.5f}, {});
+  io::save_safetensors(path, map);
+  msg = load_error(bn, path, {.convert = {.float_to_int = true}});
+  CHECK(msg.find("'num_batches_tracked': expected integral values, found 7.5 at index 0") != std::string::npos);
+  // Integer tensors of any width fill an int64 buffer without asking.
+  map["num_batches_tracked"] = io::RawTensor::from(std::vector<std::uint8_t>{9}, {});
+  io::save_safetensors(path, map);
+  nn::load_weights(bn, path);
+  CHECK(bn.num_batches_tracked().item() == 9);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("F16 and BF16 weights convert to float exactly with convert.half_to_float") {
+  nn::Linear<float> fc(2, 2, false);
+  io::TensorMap map;
+  // 1, -2, 65504 (largest half), 2^-24 (smallest subnormal half)
+  map["weight"] = io::RawTensor{io::DType::F16, {2, 2}, halves({0x3c00, 0xc000, 0x7bff, 0x0001})};
+  auto path = temp_file("half.safetensors");
+  io::save_safetensors(path, map);
+  CHECK(load_error(fc, path).find("'weight': expected F32 [2, 2], found F16 [2, 2]") != std::string::npos);
+  nn::load_weights(fc, path, {.convert = {.half_to_float = true}});
+  CHECK(fc.weight().to_vector() == std::vector<float>{1, -2, 65504, 0x1p-24f});
+  // bfloat16: 1.5, -0.0078125, 3.0e38-ish, 1
+  map["weight"] = io::RawTensor{io::DType::BF16, {2, 2}, halves({0x3fc0, 0xbc00, 0x7f61, 0x3f80})};
+  io::save_safetensors(path, map);
+  nn::load_weights(fc, path, {.convert = {.half_to_float = true}});
+  const auto w = fc.weight().to_vector();
+  CHECK(w[0] == 1.5f);
+  CHECK(w[1] == -0.0078125f);
+  CHECK(w[2] == std::bit_cast<float>(std::uint32_t{0x7f610000}));
+  CHECK(w[3] == 1.0f);
+  // Still refused for an integer buffer, and BOOL never converts.
+  map["weight"] = io::RawTensor{io::DType::BOOL, {2, 2}, std::vector<std::byte>(4)};
+  io::save_safetensors(path, map);
+  CHECK(load_error(fc, path, {.convert = {.half_to_float = true, .int_to_float = true}})
+            .find("'weight': expected F32 [2, 2], found BOOL [2, 2] (no conversion exists)") != std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("a weights error names the file and every key in one wording") {
+  nn::Linear<float> fc(4, 2);
+  nn::Linear<float> small(3, 2);
+  auto path = temp_file("shapes.safetensors");
+  io::TensorMap map = nn::to_tensor_map(small);
+  map["extra"] = io::RawTensor::from(std::vector<float>{1}, {1});
+  map.erase("bias");
+  io::save_safetensors(path, map);
+  const std::string msg = load_error(fc, path);
+  INFO(msg);
+  CHECK(msg == path.string() +
+                   ": load_weights into Linear: 'weight': expected F32 [2, 4], found F32 [2, 3]; missing keys: bias; "
+                   "unexpected keys: extra");
+  CHECK(msg.find("load_state_dict") == std::string::npos);
+  CHECK(msg.find("[at ") == std::string::npos);  // no internal source location in the message
   std::filesystem::remove(path);
 }

@@ -209,7 +209,8 @@ class Module {
   // Copies the entries of `sd` into this module's parameters and buffers.
   // Throws dml::Error, changing nothing, when an entry has the wrong shape or
   // element type, and (strict) when names are missing or unexpected; the
-  // message lists every offending name. Non-strict loading skips those names
+  // message "load_state_dict into <Module>: 'key': expected float32 [2, 4],
+  // found float32 [2, 3]; missing keys: ..." lists every offending name. Non-strict loading skips those names
   // and reports them.
   LoadResult load_state_dict(const StateDict<T, D>& sd, bool strict = true) {
     StateDict<T, D> own = state_dict();
@@ -222,17 +223,17 @@ class Module {
         continue;
       }
       if (src->index() != dst.index() || !(detail::state_shape<T, D>(*src) == detail::state_shape<T, D>(dst)))
-        mismatched.push_back(name + ": checkpoint " + detail::state_type<T, D>(*src) + " " +
-                             detail::state_shape<T, D>(*src).str() + " vs module " + detail::state_type<T, D>(dst) +
-                             " " + detail::state_shape<T, D>(dst).str());
+        mismatched.push_back("'" + name + "': expected " + detail::state_type<T, D>(dst) + " " +
+                             detail::state_shape<T, D>(dst).str() + ", found " + detail::state_type<T, D>(*src) +
+                             " " + detail::state_shape<T, D>(*src).str());
     }
     for (const auto& [name, src] : sd)
       if (!own.contains(name)) res.unexpected.push_back(name);
     std::string msg;
-    if (!mismatched.empty()) msg += "; shape or type mismatch: " + detail::join(mismatched);
+    for (const std::string& m : mismatched) msg += "; " + m;
     if (strict && !res.missing.empty()) msg += "; missing keys: " + detail::join(res.missing);
     if (strict && !res.unexpected.empty()) msg += "; unexpected keys: " + detail::join(res.unexpected);
-    DML_CHECK(msg.empty(), "load_state_dict into ", type_name(), msg);
+    DML_CHECK(msg.empty(), "load_state_dict into ", type_name(), ":", msg.substr(1));
     NoGrad no_grad;
     for (const auto& [name, dst] : own) {
       const StateTensor<T, D>* src = sd.find(name);
