@@ -1,0 +1,222 @@
+// Tests for dml/train/checkpoint.hpp: malformed entries are refused naming the
+// file and the entry, and a run killed at random points while it writes
+// checkpoints always leaves a newest complete checkpoint that resumes to the
+// result of an uninterrupted run.
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dml/dml.hpp"
+#include "dml/heads/margin_head.hpp"
+#include "dml/nn/nn.hpp"
+#include "dml/optim/sgd.hpp"
+#include "dml/train/train.hpp"
+#include "../temp_dir.hpp"
+
+namespace test_checkpoint {
+
+using namespace dml;
+using dml::testing::TempDir;
+namespace json = io::json;
+
+// A minimal valid checkpoint plus `key` = `value`.
+train::CheckpointFile with_entry(const std::string& key, const std::string& value) {
+  train::CheckpointFile c;
+  c.tensors.emplace("body.w", io::RawTensor::from(std::vector<float>{1, 2}, {2}));
+  c.metadata["dml.loader"] = json::dump(train::to_json(data::LoaderState{1, 0, 0, 10, 5}));
+  c.metadata[key] = value;
+  return c;
+}
+
+std::string read_error(const std::filesystem::path& path) {
+  try {
+    train::read_checkpoint(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST_CASE("read_checkpoint names the file and the entry of a malformed entry") {
+  TempDir dir("dml_ckpt");
+  const auto path = dir / "ckpt";
+  struct Case {
+    const char* key;
+    const char* value;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"dml.plan", R"({"active":true})", "checkpoint entry 'dml.plan': json: missing key \"schedule\""},
+      {"dml.plan", "{", "checkpoint entry 'dml.plan': json: "},
+      {"dml.loader", R"({"seed":"-1","epoch":0,"position":0,"dataset_size":1,"batch_size":1})",
+       "checkpoint entry 'dml.loader': expected an unsigned integer as a decimal string, found '-1'"},
+      {"dml.generators", R"({"body.drop":{"seed":"1","counter":"2","unused":9}})",
+       "checkpoint entry 'dml.generators': generator 'unused': expected 0..4, found 9"},
+      {"dml.history", "[[1, 2, 3]]", "checkpoint entry 'dml.history': a history row must hold 5 values, found 3"},
+      {"dml.frozen", "maybe", "checkpoint entry 'dml.frozen': expected \"true\" or \"false\", found \"maybe\""},
+  };
+  for (const Case& c : cases) {
+    train::write_checkpoint(path, with_entry(c.key, c.value));
+    const std::string msg = read_error(path);
+    INFO(c.key, " = ", c.value, " -> ", msg);
+    CHECK(msg.find(path.string() + ": " + c.expect) == 0);
+    CHECK(msg.find("[at ") == std::string::npos);
+  }
+  // The in-memory reader says the same with the name it is given.
+  auto bytes = io::serialize_safetensors({}, {{"dml.format", "dml-checkpoint-0"}});
+  CHECK_THROWS_WITH_AS(train::parse_checkpoint(bytes, "mem.ckpt"),
+                       "mem.ckpt: checkpoint format: expected 'dml-checkpoint-1', found 'dml-checkpoint-0'", Error);
+  train::write_checkpoint(path, with_entry("dml.frozen", "true"));
+  CHECK(train::read_checkpoint(path).metadata.at("dml.frozen") == "true");
+}
+
+// ---- crash safety ------------------------------------------------------------------------
+
+data::Dataset dots(std::int64_t n, std::uint64_t seed) {
+  Generator gen(seed);
+  std::vector<float> px;
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t k = 0; k < 16; ++k)
+      px.push_back((k / 4 == i % 3 ? 1.0f : 0.0f) + 0.3f * static_cast<float>(gen.normal()));
+    labels.push_back(i % 3);
+  }
+  return data::Dataset::from_vectors(px, Shape{1, 4, 4}, labels, 3);
+}
+
+struct Body : nn::Module<float, Cpu> {
+  Body() : gen(5), fc1(16, 12, true, gen), bn(12), drop(0.2, 9), fc2(12, 6, true, gen) {
+    register_module("flatten", flatten);
+    register_module("fc1", fc1);
+    register_module("relu", relu);
+    register_module("bn", bn);
+    register_module("drop", drop);
+    register_module("fc2", fc2);
+  }
+  Tensor<float, Cpu> forward(const Tensor<float, Cpu>& x) override { return fc2(drop(bn(relu(fc1(flatten(x)))))); }
+  Generator gen;
+  nn::Flatten<float, Cpu> flatten;
+  nn::Linear<float, Cpu> fc1;
+  nn::ReLU<float, Cpu> relu;
+  nn::BatchNorm1d<float, Cpu> bn;
+  nn::Dropout<float, Cpu> drop;
+  nn::Linear<float, Cpu> fc2;
+};
+
+constexpr std::int64_t kEpochs = 10;
+
+struct Run {
+  explicit Run(const std::filesystem::path& checkpoint = {})
+      : head(6, 3, {}, 4),
+        learn(body, head, {dots(48, 1), dots(12, 2)}, optim::SGD{.lr = 0.05, .momentum = 0.9}, options(checkpoint)) {}
+  static train::LearnerOptions options(const std::filesystem::path& checkpoint) {
+    train::LearnerOptions o;
+    o.batch_size = 8;
+    o.quiet = true;
+    o.seed = 3;
+    o.checkpoint = checkpoint;
+    return o;
+  }
+  std::vector<std::vector<float>> weights() const {
+    std::vector<std::vector<float>> out;
+    for (const nn::Module<float, Cpu>* m : {static_cast<const nn::Module<float, Cpu>*>(&body),
+                                            static_cast<const nn::Module<float, Cpu>*>(&head)})
+      for (const auto& [name, entry] : m->state_dict())
+        if (const auto* t = std::get_if<Tensor<float, Cpu>>(&entry)) out.push_back(t->to_vector());
+    return out;
+  }
+  Body body;
+  heads::MarginHead<heads::Sphere> head;
+  train::Learner<float, Cpu> learn;
+};
+
+// The child: run by the test below through exec (a forked copy of a process
+// that has used OpenMP may hang), a fit that checkpoints after every epoch.
+TEST_CASE("checkpoint crash child (does nothing unless DML_TEST_CRASH_CHECKPOINT is set)") {
+  const char* path = std::getenv("DML_TEST_CRASH_CHECKPOINT");
+  if (!path) return;
+  Run r(path);
+  r.learn.fit(kEpochs);
+  std::_Exit(0);
+}
+
+pid_t spawn_child(const std::filesystem::path& checkpoint) {
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::setenv("DML_TEST_CRASH_CHECKPOINT", checkpoint.c_str(), 1);
+    if (const int null = ::open("/dev/null", O_WRONLY); null >= 0) ::dup2(null, 1);
+    ::execl("/proc/self/exe", "dml_tests", "--test-case=checkpoint crash child*", "--no-intro=true",
+            static_cast<char*>(nullptr));
+    std::_Exit(127);
+  }
+  return pid;
+}
+
+TEST_CASE("a run killed at random points while it writes checkpoints resumes to the uninterrupted result") {
+  Run reference;
+  reference.learn.fit(kEpochs);
+  const auto want = reference.weights();
+
+  TempDir dir("dml_crash");
+  // One run to the end measures how long a child takes.
+  const auto t0 = std::chrono::steady_clock::now();
+  {
+    const pid_t pid = spawn_child(dir / "full");
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    REQUIRE(WEXITSTATUS(status) == 0);
+  }
+  const double full = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Run whole;
+  whole.learn.resume(dir / "full");  // a finished fit: nothing left to run
+  CHECK(whole.weights() == want);
+
+  constexpr int kKills = 24;
+  Generator gen(2026);
+  int from_scratch = 0, from_prev = 0, mid_run = 0;
+  for (int k = 0; k < kKills; ++k) {
+    const auto ckpt = dir / ("ckpt" + std::to_string(k));
+    // Kill times spread over the whole run, each jittered at random.
+    const double at = full * (k + gen.uniform()) / kKills;
+    const pid_t pid = spawn_child(ckpt);
+    std::this_thread::sleep_for(std::chrono::duration<double>(at));
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+
+    // The newest complete checkpoint: the file itself, else the one kept as .prev
+    // (a kill between write_checkpoint's two renames leaves only that).
+    std::filesystem::path newest;
+    auto prev = ckpt;
+    prev += ".prev";
+    if (std::filesystem::exists(ckpt)) newest = ckpt;
+    else if (std::filesystem::exists(prev)) newest = prev, ++from_prev;
+    Run r;
+    if (newest.empty()) {
+      ++from_scratch;  // killed before the first checkpoint was written
+      r.learn.fit(kEpochs);
+    } else {
+      INFO("kill ", k, " at ", at, " s; loading ", newest.string());
+      const auto f = train::read_checkpoint(newest);  // must load: never a torn file
+      const auto epoch = json::parse(f.metadata.at("dml.loader")).at("epoch").as_int();
+      if (epoch < kEpochs) ++mid_run;
+      r.learn.resume(newest);
+    }
+    CHECK_MESSAGE(r.weights() == want, "kill ", k, " at ", at, " s of ", full, " s");
+  }
+  MESSAGE("crash safety: ", kKills, " kills over a ", full, " s run: ", mid_run, " resumed mid-run, ", from_prev,
+          " from .prev, ", from_scratch, " before the first checkpoint");
+  CHECK(mid_run > 0);
+}
+
+}  // namespace test_checkpoint
