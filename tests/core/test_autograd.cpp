@@ -2,6 +2,10 @@
 
 #include <dml/dml.hpp>
 
+#include <cmath>
+#include <functional>
+#include <string>
+
 using namespace dml;
 using TD = Tensor<double>;
 
@@ -115,4 +119,75 @@ TEST_CASE("a deep graph that is never backpropagated is destroyed without recurs
     for (int i = 0; i < 200000; ++i) y = y * 1.0;
   }
   CHECK(x.grad_fn() == nullptr);
+}
+
+// ---- DetectAnomaly -------------------------------------------------------------------------
+
+namespace {
+std::string anomaly(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+}  // namespace
+
+TEST_CASE("anomaly mode is off by default and scoped by DetectAnomaly") {
+  CHECK_FALSE(AnomalyMode::enabled());
+  auto y = ops::log(TD::from_vector({-1.0}));  // NaN passes silently without the guard
+  CHECK(std::isnan(y.item()));
+  {
+    DetectAnomaly outer;
+    CHECK(AnomalyMode::enabled());
+    {
+      DetectAnomaly inner;
+    }
+    CHECK(AnomalyMode::enabled());
+  }
+  CHECK_FALSE(AnomalyMode::enabled());
+}
+
+TEST_CASE("DetectAnomaly names the op, its input shapes and the first NaN of a forward output") {
+  DetectAnomaly guard;
+  auto x = TD::from_vector({1, -1, 4}).requires_grad_();
+  const std::string msg = anomaly([&] { (void)ops::log(x); });
+  INFO(msg);
+  CHECK(msg == "DetectAnomaly: op 'log' (inputs [3]) produced nan at index 1 = [1] of [3] of its output; "
+               "its inputs were finite");
+  // Also in inference, where no graph is recorded.
+  NoGrad no_grad;
+  CHECK(anomaly([] { (void)ops::log(TD::from_vector({2, -3})); }).find("op 'log'") != std::string::npos);
+}
+
+TEST_CASE("DetectAnomaly gives a multi-index and says when an input already held the value") {
+  DetectAnomaly guard;
+  auto a = TD::from_vector({1, 2, 3, 4, 5, 6}, {2, 3}).requires_grad_();
+  auto b = TD::from_vector({1, 1, 1, 1, 1, 0}, {2, 3});
+  std::string msg = anomaly([&] { (void)ops::div(a, b); });
+  INFO(msg);
+  CHECK(msg == "DetectAnomaly: op 'div' (inputs [2, 3], [2, 3]) produced inf at index 5 = [1, 2] of [2, 3] "
+               "of its output; its inputs were finite");
+  auto c = TD::from_vector({1, std::nan(""), 3});
+  msg = anomaly([&] { (void)ops::exp(c); });
+  CHECK(msg.find("op 'exp'") != std::string::npos);
+  CHECK(msg.find("input 0 already held nan at index 1 = [1] of [3]") != std::string::npos);
+}
+
+TEST_CASE("DetectAnomaly names the op whose backward made a non-finite gradient") {
+  auto x = TD::from_vector({0, 4}).requires_grad_();
+  std::string msg;
+  {
+    DetectAnomaly guard;
+    auto loss = ops::sum(ops::sqrt(x));  // finite forward: sqrt(0) = 0
+    msg = anomaly([&] { loss.backward(); });
+  }
+  INFO(msg);
+  CHECK(msg == "DetectAnomaly: the backward of op 'sqrt' (inputs [2]) produced inf at index 0 = [0] of [2] of "
+               "the gradient for input 0; the incoming gradient was finite");
+  // Without the guard the same backward runs through.
+  auto loss = ops::sum(ops::sqrt(x));
+  loss.backward();
+  CHECK(std::isinf(x.grad().to_vector()[0]));
 }

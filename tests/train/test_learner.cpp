@@ -236,6 +236,21 @@ TEST_CASE("a non-finite loss stops training with an error naming epoch, batch an
     const std::string msg = e.message();
     CHECK(msg.find("non-finite loss at epoch 0, batch ") != std::string::npos);
     CHECK(msg.find("cross_entropy = nan") != std::string::npos);
+    CHECK(msg.find("dml::DetectAnomaly") != std::string::npos);  // points to the anomaly mode
+  }
+  // Under the guard the same fit stops at the first op that met the NaN, which names it.
+  TinyBody body2(3);
+  heads::MarginHead<heads::Softmax> head2(8, 3, {}, 4);
+  train::Learner learn2(body2, head2, d, optim::SGD{.lr = 0.05}, quiet_options());
+  DetectAnomaly guard;
+  try {
+    learn2.fit(1);
+    FAIL("no error");
+  } catch (const Error& e) {
+    const std::string msg = e.message();
+    INFO(msg);
+    CHECK(msg.rfind("DetectAnomaly: op '", 0) == 0);
+    CHECK(msg.find("input 0 already held nan") != std::string::npos);
   }
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../config.hpp"
@@ -40,6 +41,37 @@ class NoGrad {
   ~NoGrad() { GradMode::set_enabled(prev_); }
   NoGrad(const NoGrad&) = delete;
   NoGrad& operator=(const NoGrad&) = delete;
+
+ private:
+  bool prev_;
+};
+
+// Whether ops check what they compute for NaN and Inf. Thread-local, off by
+// default; DetectAnomaly switches it on in a scope.
+class AnomalyMode {
+ public:
+  static bool enabled() noexcept { return flag(); }
+  static void set_enabled(bool on) noexcept { flag() = on; }
+
+ private:
+  static bool& flag() noexcept {
+    thread_local bool on = false;
+    return on;
+  }
+};
+
+// RAII guard for hunting a NaN: while it lives, every op checks its forward
+// output and every gradient its backward produces, and the first NaN or Inf
+// throws dml::Error naming the op, its input shapes, the first non-finite
+// index and whether the op's inputs (or incoming gradient) were finite. It
+// costs a read of every value written (docs/tensor.md), so it is for
+// debugging, not for training runs.
+class DetectAnomaly {
+ public:
+  DetectAnomaly() noexcept : prev_(AnomalyMode::enabled()) { AnomalyMode::set_enabled(true); }
+  ~DetectAnomaly() { AnomalyMode::set_enabled(prev_); }
+  DetectAnomaly(const DetectAnomaly&) = delete;
+  DetectAnomaly& operator=(const DetectAnomaly&) = delete;
 
  private:
   bool prev_;
@@ -78,6 +110,7 @@ struct Node {
   using Backward = std::function<Grads(const Tensor<T, D>& grad_out, Needs needs)>;
 
   const char* name = "";
+  std::string input_shapes;  // "[2, 3], [3]"; recorded only under DetectAnomaly
   std::vector<Edge<T, D>> edges;
   Needs needs;
   Backward backward;

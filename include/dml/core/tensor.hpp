@@ -6,6 +6,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
+#include <string>
 #include <memory>
 #include <type_traits>
 #include <unordered_map>
@@ -264,10 +266,81 @@ class Tensor {
 // ---- recording ops ---------------------------------------------------------
 namespace detail {
 
+// ---- anomaly mode (DetectAnomaly) ----
+// The flat index of the first NaN or Inf of t, or -1; "nan"/"inf"/"-inf" into `what`.
+template <class T, class D>
+std::int64_t first_non_finite(const Tensor<T, D>& t, std::string* what = nullptr) {
+  if constexpr (!std::is_floating_point_v<T>) {
+    return -1;
+  } else {
+    if (!t.defined() || t.numel() == 0) return -1;
+    std::vector<T> host;
+    const T* p = nullptr;
+    if constexpr (std::is_same_v<D, Cpu>) {
+      p = t.data();
+    } else {
+      host = t.to_vector();
+      p = host.data();
+    }
+    const std::int64_t n = t.numel();
+    for (std::int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) {
+        if (what) *what = std::isnan(p[i]) ? "nan" : (p[i] > 0 ? "inf" : "-inf");
+        return i;
+      }
+    return -1;
+  }
+}
+// "index 5 = [1, 2] of [2, 3]".
+inline std::string index_in(std::int64_t flat, const Shape& s) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(s.rank()));
+  std::int64_t r = flat;
+  for (int i = s.rank() - 1; i >= 0; --i) {
+    idx[static_cast<std::size_t>(i)] = s[i] ? r % s[i] : 0;
+    r = s[i] ? r / s[i] : 0;
+  }
+  std::string m = "[";
+  for (std::size_t i = 0; i < idx.size(); ++i) m += (i ? ", " : "") + std::to_string(idx[i]);
+  return concat("index ", flat, " = ", m, "] of ", s.str());
+}
+template <class T, class D>
+std::string shapes_of(std::initializer_list<const Tensor<T, D>*> inputs) {
+  std::string s;
+  for (const Tensor<T, D>* in : inputs) {
+    if (!s.empty()) s += ", ";
+    s += in && in->defined() ? in->shape().str() : std::string("none");
+  }
+  return s;
+}
+// Throws naming the op when its forward output holds a NaN or Inf, and says
+// which input (if any) already held one.
+template <class T, class D>
+void check_forward(const Tensor<T, D>& out, const char* name, std::initializer_list<const Tensor<T, D>*> inputs) {
+  std::string what;
+  const std::int64_t at = first_non_finite(out, &what);
+  if (at < 0) return;
+  std::string source = "its inputs were finite";
+  std::size_t i = 0;
+  for (const Tensor<T, D>* in : inputs) {
+    std::string w;
+    if (in) {
+      if (std::int64_t j = first_non_finite(*in, &w); j >= 0) {
+        source = concat("input ", i, " already held ", w, " at ", index_in(j, in->shape()));
+        break;
+      }
+    }
+    ++i;
+  }
+  throw Error(concat("DetectAnomaly: op '", name, "' (inputs ", shapes_of(inputs), ") produced ", what, " at ",
+                     index_in(at, out.shape()), " of its output; ", source));
+}
+
 // Hooks `out` into the graph when grad mode is on and any input requires a
 // gradient. `backward(grad_out, needs)` returns one gradient per input.
+// Under DetectAnomaly, first checks `out` (see check_forward).
 template <class T, class D, class F>
 void record(Tensor<T, D>& out, const char* name, std::initializer_list<const Tensor<T, D>*> inputs, F&& backward) {
+  if (AnomalyMode::enabled()) check_forward(out, name, inputs);
   if (!GradMode::enabled()) return;
   auto node = std::make_shared<Node<T, D>>();
   std::size_t i = 0;
@@ -288,6 +361,7 @@ void record(Tensor<T, D>& out, const char* name, std::initializer_list<const Ten
   }
   if (!node->needs.any()) return;
   node->name = name;
+  if (AnomalyMode::enabled()) node->input_shapes = shapes_of(inputs);
   node->backward = std::forward<F>(backward);
   out.impl_->grad_fn = std::move(node);
   out.impl_->requires_grad = true;
@@ -368,6 +442,20 @@ void Tensor<T, D>::backward(const Tensor& grad_output) const {
     Tensor g = std::move(found->second);
     grads.erase(found);
     std::vector<Tensor> in_grads = node.backward(g, node.needs);
+    if (AnomalyMode::enabled())
+      for (std::size_t i = 0; i < in_grads.size(); ++i) {
+        std::string what, w;
+        const std::int64_t at = detail::first_non_finite(in_grads[i], &what);
+        if (at < 0) continue;
+        const std::int64_t j = detail::first_non_finite(g, &w);
+        throw Error(::dml::detail::concat(
+            "DetectAnomaly: the backward of op '", node.name, "' (inputs ",
+            node.input_shapes.empty() ? std::string("not recorded") : node.input_shapes, ") produced ", what,
+            " at ", detail::index_in(at, in_grads[i].shape()), " of the gradient for input ", i, "; ",
+            j < 0 ? std::string("the incoming gradient was finite")
+                  : ::dml::detail::concat("the incoming gradient already held ", w, " at ",
+                                          detail::index_in(j, g.shape()))));
+      }
     for (std::size_t i = 0; i < node.edges.size() && i < in_grads.size(); ++i) {
       const auto& edge = node.edges[i];
       Tensor& gi = in_grads[i];

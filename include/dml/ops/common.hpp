@@ -11,6 +11,7 @@ namespace dml::detail {
 // Whether an op on these inputs must record a graph node.
 template <class T, class D, class... More>
 bool tracking(const Tensor<T, D>& a, const More&... more) {
+  if (AnomalyMode::enabled()) return true;  // detail::record checks the output (DetectAnomaly)
   if (!GradMode::enabled()) return false;
   return (a.requires_grad() || ... || more.requires_grad());
 }

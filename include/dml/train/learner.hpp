@@ -574,7 +574,8 @@ class Learner {
   }
   double check_finite(double v, const char* term, const data::Batch& b) const {
     DML_CHECK(std::isfinite(v), "Learner: non-finite loss at epoch ", b.epoch, ", batch ", b.index, ": ", term, " = ",
-              v, " (lower the learning rate or check the data)");
+              v, " (lower the learning rate or check the data; run the fit inside a dml::DetectAnomaly scope to name "
+              "the op that made it)");
     return v;
   }
 
