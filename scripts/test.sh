@@ -4,8 +4,13 @@
 #                   + cuDNN are found (GPU tests skip themselves without a GPU); ctest
 #   2. build/asan   ASan + UBSan host tests (no CUDA, examples, bench or header checks); ctest
 #   3. consumer     tests/consumer via add_subdirectory, then via find_package from an install
+#   4. build/fuzz   libFuzzer harnesses (tests/fuzz, clang): each reader fuzzed for
+#                   DML_TEST_FUZZ_SECONDS (default 10); skipped with a line when clang or
+#                   libFuzzer cannot be had
 # Environment:
 #   DML_TEST_SKIP_ASAN=1     skip step 2
+#   DML_TEST_SKIP_FUZZ=1     skip step 4
+#   DML_TEST_FUZZ_SECONDS=N  seconds per harness in step 4 (default 10)
 #   DML_TEST_REQUIRE_CUDA=1  fail when nvcc exists but dml::cuda could not be configured
 #   DML_JOBS=N               parallel build jobs (default: nproc)
 set -euo pipefail
@@ -107,6 +112,26 @@ cmake -S tests/consumer -B build/consumer-pkg $(gen_args build/consumer-pkg) \
 cmake --build build/consumer-pkg -j "$jobs"
 build/consumer-pkg/consumer
 done_section "3. consumer (package)"
+
+# ---- 4. fuzz harnesses --------------------------------------------------------------------
+if [ "${DML_TEST_SKIP_FUZZ:-0}" = 1 ]; then
+  echo; echo "==== 4. fuzz: skipped (DML_TEST_SKIP_FUZZ=1) ===="
+  summary+=("$(printf '%-34s %5s' "4. fuzz" skipped)")
+else
+  fuzz_seconds="${DML_TEST_FUZZ_SECONDS:-10}"
+  section "4. build/fuzz: harnesses, ${fuzz_seconds}s each"
+  fuzz_rc=0
+  DML_JOBS="$jobs" DML_FUZZ_BUILD=build/fuzz bash scripts/fuzz.sh "$fuzz_seconds" || fuzz_rc=$?
+  if [ "$fuzz_rc" = 2 ]; then
+    echo "==== 4. fuzz: skipped (no clang++ with libFuzzer; scripts/deps.sh fuzz installs them) ===="
+    summary+=("$(printf '%-34s %5s' "4. fuzz" skipped)")
+  elif [ "$fuzz_rc" != 0 ]; then
+    echo "test.sh: fuzzing found a problem (see build/fuzz/findings/)" >&2
+    exit 1
+  else
+    done_section "4. fuzz (${fuzz_seconds}s per harness)"
+  fi
+fi
 
 printf '\n==== summary ====\n'
 printf '%s\n' "${summary[@]}"

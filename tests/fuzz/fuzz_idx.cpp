@@ -14,15 +14,24 @@ namespace data = dml::data;
 
 namespace {
 
-std::filesystem::path work_dir() {
-  static const std::filesystem::path dir = [] {
+std::filesystem::path& work_dir_path() {
+  static std::filesystem::path dir;
+  return dir;
+}
+// The private directory, made on first use and removed at exit.
+const std::filesystem::path& work_dir() {
+  std::filesystem::path& dir = work_dir_path();
+  if (dir.empty()) {
     std::error_code ec;
     std::filesystem::path base = std::filesystem::is_directory("/dev/shm", ec) ? std::filesystem::path("/dev/shm")
                                                                               : std::filesystem::temp_directory_path();
-    auto d = base / ("dml_fuzz_idx." + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
+    dir = base / ("dml_fuzz_idx." + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    std::atexit([] {
+      std::error_code e;
+      std::filesystem::remove_all(work_dir_path(), e);
+    });
+  }
   return dir;
 }
 
