@@ -156,6 +156,36 @@ TEST_CASE("SphereFace's iteration counter advances only on training steps and is
   CHECK(other.iteration() == 2);
 }
 
+TEST_CASE("SphereFace's lambda reaches lambda_min at the planned end of the fit, and a second fit keeps it there") {
+  MarginHead<Sphere, double> head(4, 3);  // anneal_fraction 0.5
+  Generator g(3);
+  auto emb = TD::randn({2, 4}, g);
+  auto labels = Labels::from_vector({0, 2});
+  head.plan_schedule(20);  // a fit of 20 steps: lambda bottoms out after 10
+  CHECK(head.policy().anneal_steps == 10);
+  CHECK(head.policy().lambda == doctest::Approx(1000));
+  for (int i = 0; i < 9; ++i) head(emb, labels);
+  CHECK(head.policy().lambda > 5);
+  CHECK(head.policy().lambda < 1000);
+  head(emb, labels);
+  CHECK(head.iteration() == 10);
+  CHECK(head.policy().lambda == doctest::Approx(5));
+  head.plan_schedule(1000);  // already at the end: not stretched again
+  CHECK(head.policy().anneal_steps == 10);
+  CHECK(head.policy().lambda == doctest::Approx(5));
+  // The planned end is state: saved and loaded with the head.
+  MarginHead<Sphere, double> other(4, 3);
+  other.load_state_dict(head.state_dict());
+  CHECK(other.policy().lambda == doctest::Approx(5));
+  // anneal_fraction 0 keeps the reference schedule.
+  MarginHead<Sphere, double> reference(4, 3, Sphere{.anneal_fraction = 0});
+  reference.plan_schedule(20);
+  CHECK(reference.policy().anneal_steps == 0);
+  CHECK(reference.policy().decay_rate() == doctest::Approx(0.12));
+  CHECK_THROWS_WITH_AS(MarginHead<Sphere>(4, 3, Sphere{.anneal_fraction = 1.5}),
+                       doctest::Contains("anneal_fraction must lie in [0, 1]"), Error);
+}
+
 TEST_CASE("embedding on its class weight, zero embeddings and cos = -1 stay finite") {
   auto finite = [](const TD& t) {
     for (double v : t.to_vector())

@@ -83,8 +83,8 @@ std::vector<std::vector<float>> weights(const nn::Module<float, Cpu>& m) {
 // A full run of the resume scenario: body, Sphere head (iteration buffer),
 // Center Loss (centers), SGD with momentum, one-cycle schedule.
 struct Run {
-  explicit Run(std::uint64_t init_seed)
-      : body(init_seed), head(8, 3, {}, init_seed + 1), center(3, 8),
+  explicit Run(std::uint64_t init_seed, heads::Sphere sphere = {})
+      : body(init_seed), head(8, 3, sphere, init_seed + 1), center(3, 8),
         learn(body, head, squares_splits(), optim::SGD{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-4},
               quiet_options()) {
     learn.add_loss(center, 0.125, "center");
@@ -308,11 +308,14 @@ TEST_CASE("resume is exact: a stopped run saved, then resumed by fresh objects, 
 
 TEST_CASE("fit(1), save, load into fresh objects, fit(1) equals fit(2) with a constant lr") {
   TempDir dir("dml_learner");
-  Run a(21), b(21);
+  // Each fit plans SphereFace's lambda over its own length (as one-cycle plans the lr), so
+  // two fits equal one only with the reference's fixed schedule.
+  const heads::Sphere fixed{.anneal_fraction = 0};
+  Run a(21, fixed), b(21, fixed);
   a.learn.fit(2);
   b.learn.fit(1);
   b.learn.save_checkpoint(dir / "ckpt");
-  Run c(5);
+  Run c(5, fixed);
   c.learn.load_checkpoint(dir / "ckpt");
   c.learn.fit(1);
   check_same(c, a);
@@ -360,4 +363,33 @@ TEST_CASE("a corrupt or mismatched checkpoint is a clear error and changes nothi
     CHECK(weights(body) == body_before);
   }
   CHECK(weights(b.body) == before);
+}
+
+TEST_CASE("the recipe's schedules: an extra loss's warm-up ramps its weight, and a fit plans SphereFace's lambda to its minimum") {
+  TinyBody body(5);
+  heads::MarginHead<heads::Sphere> head(8, 3, {}, 6);
+  losses::CenterLoss<float, Cpu> center(3, 8);
+  train::Learner learn(body, head, squares_splits(), optim::SGD{.lr = 0.01, .momentum = 0.9}, quiet_options());
+  learn.add_loss(center, 0.5, "center", 0.5);  // 96 / 16 = 6 steps an epoch: 2 epochs = 12, ramp over 6
+  std::vector<double> weights_seen, lambdas;
+  learn.add_callback({.on_batch_end = [&](train::Learner<float, Cpu>& l, const train::BatchInfo&) {
+    weights_seen.push_back(l.loss_weight("center"));
+    lambdas.push_back(head.policy().lambda);
+  }});
+  CHECK(learn.loss_weight("center") == doctest::Approx(0.5));  // no fit planned yet: the full weight
+  learn.fit_one_cycle(2);
+  REQUIRE(weights_seen.size() == 12);
+  // After step k (1-based) the next step uses 0.5 * min(1, (k + 1) / 6).
+  for (std::size_t k = 1; k <= weights_seen.size(); ++k)
+    CHECK(weights_seen[k - 1] == doctest::Approx(0.5 * std::min(1.0, static_cast<double>(k + 1) / 6.0)));
+  // Half of the 12 steps anneal lambda; it is at lambda_min from step 6 on, and still there at the end.
+  CHECK(lambdas[4] > 5);
+  CHECK(lambdas[5] == doctest::Approx(5));
+  CHECK(lambdas.back() == doctest::Approx(5));
+  CHECK_THROWS_WITH_AS(learn.loss_weight("nope"), doctest::Contains("no loss named 'nope'"), Error);
+  heads::MarginHead<heads::Sphere> h2(8, 3);
+  losses::CenterLoss<float, Cpu> c2(3, 8);
+  TinyBody b2(5);
+  train::Learner l2(b2, h2, squares_splits(), optim::SGD{.lr = 0.01}, quiet_options());
+  CHECK_THROWS_WITH_AS(l2.add_loss(c2, 0.5, "center", 1.5), doctest::Contains("warmup must lie in [0, 1]"), Error);
 }

@@ -2,6 +2,7 @@
 // embedding into logits; the policy type selects the metric-learning method.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -26,7 +27,8 @@ namespace dml::heads {
 // Margins apply only in training mode when labels are given; otherwise the
 // head returns the plain scaled cosines (or linear logits). Parameter names:
 // `weight` [classes, dim], `bias` [classes]; Sphere adds the int64 buffer
-// `iteration` (its lambda schedule position). An all-zero embedding row is
+// `iteration` (its lambda schedule position) and `anneal_steps` (where the
+// schedule ends, see plan_schedule). An all-zero embedding row is
 // normalised to zero, so its cosines are 0: a defined result, never NaN.
 template <class P, class T = float, class D = Cpu>
 class MarginHead : public nn::Module<T, D> {
@@ -57,8 +59,27 @@ class MarginHead : public nn::Module<T, D> {
       double a = std::sqrt(6.0 / static_cast<double>(dim + classes));
       nn::init::uniform_(weight_, gen, -a, a);
     }
-    if constexpr (Traits::kScheduled)
+    if constexpr (Traits::kScheduled) {
       iteration_ = this->register_buffer("iteration", Labels::zeros(Shape{1}));
+      anneal_steps_ = this->register_buffer("anneal_steps", Labels::from_vector({policy_.anneal_steps}, Shape{1}));
+    }
+  }
+
+  // Fits the schedule of a scheduled policy (Sphere's lambda) to a fit of
+  // `steps` training steps starting now: with anneal_fraction f > 0, lambda
+  // reaches its minimum after iteration() + f * steps steps. A schedule that
+  // has already reached its end is left as it is, so a second fit does not
+  // raise lambda again. train::Learner calls this when a fit starts; a no-op
+  // for the other policies. Throws dml::Error for steps < 0.
+  void plan_schedule(std::int64_t steps) {
+    DML_CHECK(steps >= 0, "MarginHead::plan_schedule: steps must be >= 0, got ", steps);
+    if constexpr (Traits::kScheduled) {
+      if (!(policy_.anneal_fraction > 0) || steps == 0) return;
+      const std::int64_t it = iteration(), end = anneal_steps_.item();
+      if (end > 0 && it >= end) return;
+      const auto n = static_cast<std::int64_t>(std::ceil(policy_.anneal_fraction * static_cast<double>(steps)));
+      anneal_steps_.copy_(Labels::from_vector({it + std::max<std::int64_t>(n, 1)}, Shape{1}));
+    }
   }
 
   // Inference logits: no margin, whatever the mode.
@@ -74,8 +95,13 @@ class MarginHead : public nn::Module<T, D> {
 
   // The policy with its current schedule applied (Sphere's lambda).
   P policy() const {
-    if constexpr (Traits::kScheduled) return policy_.at_iteration(iteration());
-    else return policy_;
+    if constexpr (Traits::kScheduled) {
+      P p = policy_;
+      p.anneal_steps = anneal_steps_.item();
+      return p.at_iteration(iteration());
+    } else {
+      return policy_;
+    }
   }
   // Training steps taken by a scheduled policy; 0 for the others.
   std::int64_t iteration() const {
@@ -116,7 +142,7 @@ class MarginHead : public nn::Module<T, D> {
   P policy_;
   std::int64_t dim_, classes_;
   TensorT weight_, bias_;
-  Labels iteration_;
+  Labels iteration_, anneal_steps_;  // scheduled policies only
 };
 
 }  // namespace dml::heads

@@ -169,6 +169,13 @@ struct Cos {
 // The logits are scaled by the feature norm |x|, not by a fixed s: scale() is 1
 // and kUsesFeatureNorm tells MarginHead. The head owns the iteration counter
 // and sets `lambda` before each training step (see at_iteration).
+//
+// With anneal_steps > 0 the schedule is stretched to the run: gamma is
+// replaced by the value that makes lambda reach lambda_min exactly at
+// iteration anneal_steps. MarginHead::plan_schedule (called by train::Learner
+// when a fit starts) sets anneal_steps to anneal_fraction of the fit's steps,
+// so lambda bottoms out before the end of every run, short or long.
+// anneal_fraction = 0 keeps the reference schedule (gamma as given).
 struct Sphere {
   static constexpr HeadKind kKind = HeadKind::kCosine;
   static constexpr bool kUsesFeatureNorm = true;
@@ -178,13 +185,23 @@ struct Sphere {
   double power = 1;
   double lambda_min = 5;
   double lambda = 1000;  // current blend weight, lambda_at(iteration)
+  double anneal_fraction = 0.5;   // [0, 1]: share of a fit over which lambda anneals (0: use gamma)
+  std::int64_t anneal_steps = 0;  // > 0: lambda reaches lambda_min at this iteration
 
   // 1: SphereFace multiplies by |x| instead (kUsesFeatureNorm).
   DML_HD double scale() const { return 1; }
 
-  // lambda = max(lambda_min, base (1 + gamma iter)^(-power)).
+  // The decay rate in use: gamma, or with anneal_steps > 0 (and a reachable
+  // lambda_min: 0 < lambda_min < base, power > 0) the rate that gives
+  // lambda_at(anneal_steps) = lambda_min.
+  DML_HD double decay_rate() const {
+    if (anneal_steps <= 0 || !(lambda_min > 0 && lambda_min < base && power > 0)) return gamma;
+    return (math::pow(base / lambda_min, 1 / power) - 1) / double(anneal_steps);
+  }
+
+  // lambda = max(lambda_min, base (1 + decay_rate() iter)^(-power)).
   DML_HD double lambda_at(std::int64_t iter) const {
-    return math::max(lambda_min, base * math::pow(1 + gamma * double(iter), -power));
+    return math::max(lambda_min, base * math::pow(1 + decay_rate() * double(iter), -power));
   }
 
   // A copy with lambda = lambda_at(iter).
@@ -229,6 +246,9 @@ struct Sphere {
               "heads::Sphere: lambda_min must be >= 0, got ", lambda_min);
     DML_CHECK(lambda >= 0 && detail::finite(lambda),
               "heads::Sphere: lambda must be >= 0, got ", lambda);
+    DML_CHECK(anneal_fraction >= 0 && anneal_fraction <= 1,
+              "heads::Sphere: anneal_fraction must lie in [0, 1], got ", anneal_fraction);
+    DML_CHECK(anneal_steps >= 0, "heads::Sphere: anneal_steps must be >= 0, got ", anneal_steps);
   }
 
  private:

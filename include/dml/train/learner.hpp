@@ -2,12 +2,13 @@
 // (embedding network), a head (logits from embeddings, margin in training),
 // optional extra losses (Center Loss), data and an optimiser together:
 //
-//   train::Learner learn(body, head, data, optim::AdamW{.lr = 1e-3});
-//   learn.add_loss(center, 1.0 / 8);
-//   learn.freeze();                  // the reference experiment: one epoch frozen
-//   learn.fit_one_cycle(1);
-//   learn.unfreeze();
-//   learn.fit_one_cycle(4, 1e-3);    // prints fastai's epoch table
+//   train::Learner learn(body, head, data, optim::SGD{.lr = 0.05, .momentum = 0.9, .nesterov = true});
+//   learn.add_loss(center, 1.0 / 8, "center", 0.5);  // weight ramped up over half of each fit
+//   learn.fit_one_cycle(3);          // prints fastai's epoch table
+//   // with a pretrained body: learn.freeze(); learn.fit_one_cycle(1); learn.unfreeze(); ...
+//
+// When a fit starts the head's plan_schedule(steps) is called if it has one
+// (MarginHead<Sphere> fits its lambda schedule to the run).
 //
 // Loss of a batch = cross_entropy(head(body(x), y), y) + sum_k w_k * extra_k(body(x), y).
 // A non-finite loss stops training with a dml::Error naming the epoch, the
@@ -26,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -151,6 +153,8 @@ class Learner {
       }
       return head(emb);
     };
+    if constexpr (requires(std::int64_t n) { head.plan_schedule(n); })
+      plan_head_ = [&head](std::int64_t steps) { head.plan_schedule(steps); };
   }
 
   Learner(const Learner&) = delete;
@@ -158,15 +162,19 @@ class Learner {
 
   // Adds weight * extra(embeddings, labels) to the loss (e.g. losses::CenterLoss
   // with weight 1/8). `name` labels the term in messages and checkpoints
-  // (default "loss<k>"). Throws dml::Error for a non-finite or negative weight,
-  // a repeated name, or once training has started when extra has parameters
-  // (the optimiser already holds its parameter list).
+  // (default "loss<k>"). With warmup > 0 the weight ramps linearly from 0 to
+  // `weight` over that fraction of each fit's steps (then stays there); the
+  // term's state (Center Loss's centres) is updated from the first step.
+  // Throws dml::Error for a non-finite or negative weight, warmup outside
+  // [0, 1], a repeated name, or once training has started when extra has
+  // parameters (the optimiser already holds its parameter list).
   template <class Loss>
     requires std::derived_from<Loss, ModuleT> && requires(Loss& l, const TensorT& e, const Labels& y) {
       { l(e, y) } -> std::convertible_to<TensorT>;
     }
-  void add_loss(Loss& extra, double weight, std::string name = "") {
+  void add_loss(Loss& extra, double weight, std::string name = "", double warmup = 0) {
     DML_CHECK(std::isfinite(weight) && weight >= 0, "Learner::add_loss: weight must be finite and >= 0, got ", weight);
+    DML_CHECK(warmup >= 0 && warmup <= 1, "Learner::add_loss: warmup must lie in [0, 1], got ", warmup);
     if (name.empty()) name = "loss" + std::to_string(extras_.size());
     DML_CHECK(name.find('.') == std::string::npos, "Learner::add_loss: name '", name, "' must not contain '.'");
     for (const auto& e : extras_) DML_CHECK(e.name != name, "Learner::add_loss: a loss is already named '", name, "'");
@@ -174,7 +182,7 @@ class Learner {
               "' has parameters, but the optimiser was already built: add losses before training");
     extra.train(body_.is_training());
     extras_.push_back({&extra, [&extra](const TensorT& e, const Labels& y) -> TensorT { return extra(e, y); },
-                       weight, std::move(name)});
+                       weight, warmup, std::move(name)});
   }
 
   // Trains `epochs` epochs with the learning rate of each parameter group
@@ -257,6 +265,15 @@ class Learner {
       out.insert(out.end(), v.begin(), v.end());
     });
     return Tensor<T, Cpu>::from_vector(out, Shape{ds.size(), classes}).template to<D>();
+  }
+
+  // The weight the next training step gives the extra loss `name` (its
+  // warm-up applied; the full weight outside a fit). Throws dml::Error for an
+  // unknown name.
+  double loss_weight(std::string_view name) const {
+    for (const auto& e : extras_)
+      if (e.name == name) return plan_.active ? weight_now(e) : e.weight;
+    throw Error(::dml::detail::concat("Learner::loss_weight: no loss named '", name, "'"));
   }
 
   // Stops training after the current batch (from a callback: early stopping).
@@ -392,7 +409,7 @@ class Learner {
   struct Extra {
     ModuleT* module;
     std::function<TensorT(const TensorT&, const Labels&)> fn;
-    double weight;
+    double weight, warmup;
     std::string name;
   };
   // The fit under way: lr schedule over `total` optimiser steps, ending when
@@ -489,6 +506,7 @@ class Learner {
     const std::int64_t nb = loader_.num_batches();
     plan_ = Plan{true, schedule, max_lr, 0, epochs * nb - loader_.position(), loader_.epoch() + epochs};
     if (loader_.position() == 0) epoch_loss_sum_ = 0, epoch_loss_count_ = 0, epoch_seconds_ = 0;
+    if (plan_head_) plan_head_(plan_.total);
     run();
   }
 
@@ -562,8 +580,9 @@ class Learner {
     double value = check_finite(loss.item(), "cross_entropy", b);
     for (auto& e : extras_) {
       TensorT term = e.fn(emb, y);
-      value += e.weight * check_finite(term.item(), e.name.c_str(), b);
-      loss = loss + term * T(e.weight);
+      const double w = weight_now(e);
+      value += w * check_finite(term.item(), e.name.c_str(), b);
+      loss = loss + term * T(w);
     }
     check_finite(value, "the total", b);
     o.zero_grad();
@@ -571,6 +590,12 @@ class Learner {
     o.step();
     ++plan_.step;
     return value;
+  }
+  // An extra loss's weight at the plan's current step (its warm-up ramp).
+  double weight_now(const Extra& e) const {
+    if (e.warmup <= 0) return e.weight;
+    const double ramp = e.warmup * static_cast<double>(plan_.total);
+    return e.weight * std::min(1.0, static_cast<double>(plan_.step + 1) / ramp);
   }
   double check_finite(double v, const char* term, const data::Batch& b) const {
     DML_CHECK(std::isfinite(v), "Learner: non-finite loss at epoch ", b.epoch, ", batch ", b.index, ": ", term, " = ",
@@ -582,6 +607,7 @@ class Learner {
   ModuleT& body_;
   ModuleT& head_;
   std::function<TensorT(const TensorT&, const Labels*)> head_logits_;
+  std::function<void(std::int64_t)> plan_head_;  // the head's plan_schedule(steps), when it has one
   std::vector<Extra> extras_;
   data::Splits data_;
   LearnerOptions opts_;
