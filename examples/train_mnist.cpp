@@ -18,6 +18,8 @@
 #include <dml/dml.hpp>
 #include <dml/heads/methods.hpp>
 
+#include "recipe.hpp"
+
 using namespace dml;
 
 namespace {
@@ -25,10 +27,10 @@ namespace {
 struct Config {
   std::string head = "softmax";
   std::filesystem::path data = "data/mnist";
-  std::int64_t epochs = 3;         // after the frozen one
-  std::int64_t frozen_epochs = 1;  // 0: no frozen phase
-  std::int64_t batch_size = 128;
-  double lr = 1e-3;                // AdamW peak lr of the unfrozen one-cycle
+  std::int64_t epochs = 3;         // after the frozen ones
+  std::int64_t frozen_epochs = 0;  // > 0: a frozen phase first (meant for pretrained bodies)
+  std::int64_t batch_size = recipe::kBatchSize;
+  double lr = recipe::kSgdLr;      // SGD (Nesterov) peak lr of the one-cycle
   std::uint64_t seed = 0;
   std::int64_t subset = 0;         // >0: train on that many images (and test on a quarter of that)
   std::filesystem::path checkpoint = "train_mnist.ckpt";
@@ -41,9 +43,9 @@ const char* kUsage = R"(usage: train_mnist [options]
   --head NAME        softmax | l2 | arc | cos | sphere | center   (default softmax)
   --data DIR         MNIST-format IDX files (default data/mnist; scripts/get_data.sh makes it)
   --epochs N         unfrozen one-cycle epochs (default 3)
-  --frozen-epochs N  epochs with the body frozen first (default 1)
-  --batch N          batch size (default 128)
-  --lr X             AdamW peak learning rate (default 1e-3)
+  --frozen-epochs N  epochs with the body frozen first (default 0; meant for pretrained bodies)
+  --batch N          batch size (default 64)
+  --lr X             SGD (Nesterov, momentum 0.9, weight decay 5e-4) peak lr (default 0.05)
   --seed N           initialisation, shuffling and augmentation (default 0)
   --subset N         train on N random images, test on N/4 (default: all)
   --checkpoint FILE  written after every epoch (default train_mnist.ckpt; "" for none)
@@ -109,18 +111,19 @@ int run(const Config& cfg) {
               << "method: " << heads::method_info(cfg.head).title << "\n";
 
   return heads::with_method(cfg.head, [&](auto policy, double center_weight) {
-    nn::ResNet18<float, Cpu> body({.in_channels = data.train.channels(), .embedding = 512, .seed = cfg.seed});
+    nn::ResNet18<float, Cpu> body({.in_channels = data.train.channels(), .embedding = 512, .seed = cfg.seed,
+                                   .head_dropout = recipe::kHeadDropout});
     heads::MarginHead<decltype(policy)> head(512, classes, policy, cfg.seed + 1);
     losses::CenterLoss<float, Cpu> center(classes, 512);
     train::LearnerOptions opts;
     opts.batch_size = cfg.batch_size;
     opts.seed = cfg.seed;
-    opts.augment = {.pad = 2, .rotate_degrees = 10};
+    opts.augment = recipe::augment();
     opts.quiet = cfg.quiet;
     opts.progress = cfg.progress;
     opts.checkpoint = cfg.checkpoint;
-    train::Learner learn(body, head, data, optim::AdamW{.lr = cfg.lr}, opts);
-    if (center_weight > 0) learn.add_loss(center, center_weight, "center");
+    train::Learner learn(body, head, data, recipe::sgd(cfg.lr), opts);
+    if (center_weight > 0) learn.add_loss(center, center_weight, "center", recipe::kCenterWarmup);
 
     if (!cfg.resume.empty()) {
       // The phase the checkpoint was taken in decides what is left to do.

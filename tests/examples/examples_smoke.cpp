@@ -18,6 +18,9 @@
 #include <dml/data/idx.hpp>
 #include <dml/io/json.hpp>
 #include <dml/io/npy.hpp>
+#include <dml/backend/cpu/backend.hpp>
+#include <dml/nn/resnet.hpp>
+#include <dml/nn/serialize.hpp>
 
 #include "../temp_dir.hpp"
 
@@ -120,7 +123,8 @@ TEST_CASE("reproduce writes every result file on a tiny synthetic dataset") {
       CHECK(v >= 0.0);
       CHECK(v <= 1.0);
     }
-    CHECK(metrics.at("training").at("history").as_array().size() == 2);  // one frozen, one unfrozen epoch
+    CHECK(metrics.at("training").at("history").as_array().size() == 1);  // no frozen stage without --pretrained
+    CHECK(metrics.at("test").at("spread_ratio").as_double() > 0.0);
     CHECK(metrics.at("anomaly").at("cases").as_array().size() == 2);
     const double auc = metrics.at("anomaly").at("auc_min").as_double();
     CHECK(auc >= 0.0);
@@ -133,6 +137,37 @@ TEST_CASE("reproduce writes every result file on a tiny synthetic dataset") {
   for (const char* title : {"Softmax", "L2-constrained softmax", "ArcFace", "CosFace", "SphereFace", "Center Loss"})
     CHECK(report.find(std::string("| ") + title + " |") != std::string::npos);
   CHECK(report.find("anomaly_auc.svg") != std::string::npos);
+  CHECK(report.find("host ISA ") != std::string::npos);
+  CHECK(report.find("## Against the reference article") != std::string::npos);
+  CHECK(report.find("- Center Loss: accuracy ") != std::string::npos);  // a line per method: above or below
+}
+
+TEST_CASE("reproduce: a frozen stage needs pretrained weights, and --pretrained brings one") {
+  testing::TempDir tmp("dml_reproduce_frozen");
+  const fs::path data = write_dataset(tmp), out = tmp / "results";
+  const auto [rc, log] = run(DML_REPRODUCE_EXE, "--frozen-epochs 1 --data \"" + data.string() + "\"", tmp / "log.txt");
+  INFO("reproduce output:\n" << log);
+  CHECK(rc != 0);
+  CHECK(log.find("a randomly initialised body has none; pass --pretrained FILE") != std::string::npos);
+
+  // A body of the demo's shape saved as weights: with it, one frozen epoch comes first.
+  nn::ResNet18<float, Cpu> body({.in_channels = 1, .embedding = 512, .width = 8, .seed = 3});
+  const fs::path weights = tmp / "body.safetensors";
+  nn::save_weights(body, weights);
+  const std::string common = "--data \"" + data.string() + "\" --out \"" + out.string() +
+                             "\" --methods softmax --cases 0 --epochs 1 --width 8 --batch-size 32 --tsne-iterations 250 --quiet";
+  const auto [rc2, log2] = run(DML_REPRODUCE_EXE, common + " --pretrained \"" + weights.string() + "\"", tmp / "log2.txt");
+  INFO("reproduce --pretrained output:\n" << log2);
+  REQUIRE(rc2 == 0);
+  const io::json::Value metrics = io::json::parse(read_text(out / "softmax" / "metrics.json"));
+  CHECK(metrics.at("training").at("history").as_array().size() == 2);  // one frozen, one unfrozen epoch
+  CHECK(metrics.at("training").at("frozen_epochs").as_int() == 1);
+  // Weights of another width are refused with the file's name.
+  const auto [rc3, log3] = run(DML_REPRODUCE_EXE, "--width 16 " + common.substr(0, common.find(" --width")) +
+                                                      " --methods softmax --cases 0 --epochs 1 --quiet --pretrained \"" +
+                                                      weights.string() + "\"", tmp / "log3.txt");
+  CHECK(rc3 != 0);
+  CHECK(log3.find("body.safetensors") != std::string::npos);
 }
 
 TEST_CASE("reproduce: --device, and batches cut to a training set smaller than one") {
