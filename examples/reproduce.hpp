@@ -258,6 +258,14 @@ inline bool parse_args(int argc, char** argv, Config& c) {
 
 // ---- progress and time left -------------------------------------------------------------------
 
+// x with `decimals` decimals, "n/a" when not finite.
+inline std::string fixed(double x, int decimals = 4) {
+  if (!std::isfinite(x)) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
+  return buf;
+}
+
 // Seconds per image of each kind of work: a cost model of the run, measured
 // on this machine by measure_rates before the run starts.
 struct Rates {
@@ -265,6 +273,7 @@ struct Rates {
   double frozen = 1.0 / 450;  // a training image with the body frozen
   double infer = 1.0 / 1300;  // an embedded image
   double tsne = 1.0 / 1000;   // a point of one t-SNE map plus the metrics
+  double model = 1.0;         // fixed cost of a model: construction, loader, first (cold) step
 };
 
 // Estimates the time left from the cost model in "expected seconds", corrected
@@ -376,6 +385,7 @@ Trained train_model(const heads::MethodInfo& method, const data::Splits& splits,
       clock.add(static_cast<double>(ds->size()) * clock.rates().infer);
     }
     t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    clock.add(clock.rates().model);
     return t;
   });
 }
@@ -400,7 +410,10 @@ Rates measure_rates(const data::Splits& data, const Config& cfg) {
     r.train = (t.back() - t.front()) / static_cast<double>((t.size() - 1) * batch);
     r.frozen = r.train * (300.0 / 450.0);
     r.infer = std::max(1e-6, (clock.elapsed() - t.back()) / static_cast<double>(infer.size()));
-  }
+    r.model = std::max(0.0, t.front() - r.train * static_cast<double>(batch));
+    std::cout << "reproduce: measured " << fixed(1 / r.train, 0) << " training and " << fixed(1 / r.infer, 0)
+              << " inference images/s, " << fixed(r.model, 1) << " s to set up a model" << std::endl;
+  }  // else: too few images for two steps (smoke runs): the default rates stand
   return r;
 }
 
@@ -422,13 +435,6 @@ struct MethodResult {
   double spread = NAN;         // intra- / inter-class distance (eval::class_spread), smaller is tighter
   std::vector<double> aucs;    // one per anomaly case
 };
-
-inline std::string fixed(double x, int decimals = 4) {
-  if (!std::isfinite(x)) return "n/a";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
-  return buf;
-}
 
 inline double median(std::vector<double> v) {
   if (v.empty()) return NAN;
@@ -681,7 +687,7 @@ int run(const Config& cfg) {
                           static_cast<double>(data.test.size()) * (rates.infer + rates.tsne);
   const double per_case = expected_training(cfg, rates, n_known, n_known_test, cfg.anomaly_epochs) +
                           static_cast<double>(n_known / 2 + data.test.size() / 2) * rates.infer;
-  Clock clock(n_methods * (per_main + cfg.cases * per_case), rates);
+  Clock clock(n_methods * (per_main + cfg.cases * per_case + (1.0 + cfg.cases) * rates.model), rates);
 
   std::cout << "reproduce: " << data.train.size() << " training / " << data.test.size() << " test images, "
             << classes << " classes; methods:";

@@ -173,7 +173,7 @@ TEST_CASE("reproduce: a frozen stage needs pretrained weights, and --pretrained 
 TEST_CASE("reproduce: --device, and batches cut to a training set smaller than one") {
   testing::TempDir tmp("dml_reproduce_device");
   const fs::path data = write_dataset(tmp);
-  const std::string common = "--data \"" + data.string() + "\" --methods arc --cases 1 --width 4 "
+  const std::string common = "--data \"" + data.string() + "\" --methods arc --cases 1 --width 4 --batch-size 128 "
                              "--tsne-iterations 50 --quiet --out \"" + (tmp / "results").string() + "\" ";
 
   // 120 training images, 60 of them in the anomaly case's known classes: batch 128 would leave
