@@ -216,7 +216,18 @@ inline bool parse_args(int argc, char** argv, Config& c) {
       const std::string v = value(i);
       const auto parts = split_list(v);
       DML_CHECK(parts.size() == 2, "option --dropout: expected two numbers P1,P2, got '", v, "'");
-      for (int k = 0; k < 2; ++k) c.dropout[k] = std::stod(parts[k]);
+      for (int k = 0; k < 2; ++k) {
+        std::size_t used = 0;
+        double p = NAN;
+        try {
+          p = std::stod(parts[k], &used);
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        DML_CHECK(used == parts[k].size() && p >= 0 && p < 1, "option --dropout: '", parts[k],
+                  "' is not a probability in [0, 1)");
+        c.dropout[k] = p;
+      }
     }
     else if (a == "--device") {
       c.device = value(i);
