@@ -82,7 +82,7 @@ struct Config {
   fs::path data = "data/mnist";
   fs::path out = "results";
   fs::path pretrained;             // body weights to start from (safetensors, torchvision names)
-  std::int64_t frozen_epochs = -1;   // body frozen first; -1: 1 with --pretrained, else 0
+  std::int64_t frozen_epochs = 0;    // body frozen first (parse_args: 1 with --pretrained unless given)
   std::int64_t epochs = kEpochs;     // one-cycle epochs per main model
   std::int64_t anomaly_epochs = kAnomalyEpochs;  // one-cycle epochs per anomaly model
   int cases = 5;                   // anomaly cases 0..cases-1
@@ -183,7 +183,7 @@ inline bool parse_args(int argc, char** argv, Config& c) {
     DML_CHECK(used == v.size() && std::isfinite(x) && x >= lo, "option ", opt, ": '", v, "' is not a number >= ", lo);
     return x;
   };
-  bool cases_given = false, full = false, anomaly_given = false, epochs_given = false;
+  bool cases_given = false, full = false, anomaly_given = false, epochs_given = false, frozen_given = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "-h" || a == "--help") return false;
@@ -191,7 +191,7 @@ inline bool parse_args(int argc, char** argv, Config& c) {
     else if (a == "--out") c.out = value(i);
     else if (a == "--epochs") c.epochs = integer(i, 1), epochs_given = true;
     else if (a == "--pretrained") c.pretrained = value(i);
-    else if (a == "--frozen-epochs") c.frozen_epochs = integer(i, 0);
+    else if (a == "--frozen-epochs") c.frozen_epochs = integer(i, 0), frozen_given = true;
     else if (a == "--anomaly-epochs") c.anomaly_epochs = integer(i, 1), anomaly_given = true;
     else if (a == "--cases") c.cases = static_cast<int>(integer(i, 0)), cases_given = true;
     else if (a == "--full") full = true;
@@ -256,7 +256,7 @@ inline bool parse_args(int argc, char** argv, Config& c) {
   if (full && !cases_given) c.cases = 10;
   // --epochs alone sets both (a longer run trains its anomaly models longer too).
   if (epochs_given && !anomaly_given) c.anomaly_epochs = c.epochs;
-  if (c.frozen_epochs < 0) c.frozen_epochs = c.pretrained.empty() ? 0 : 1;
+  if (!frozen_given) c.frozen_epochs = c.pretrained.empty() ? 0 : 1;
   DML_CHECK(c.frozen_epochs == 0 || !c.pretrained.empty(), "option --frozen-epochs ", c.frozen_epochs,
             ": a frozen stage trains the head on the body's features, and a randomly initialised body has none; "
             "pass --pretrained FILE too (or --frozen-epochs 0)");
