@@ -20,6 +20,7 @@
 #include "dml/optim/sgd.hpp"
 #include "dml/train/train.hpp"
 #include "../temp_dir.hpp"
+#include "mlp_body.hpp"
 
 namespace test_checkpoint {
 
@@ -92,23 +93,9 @@ data::Dataset dots(std::int64_t n, std::uint64_t seed) {
   return data::Dataset::from_vectors(px, Shape{1, 4, 4}, labels, 3);
 }
 
-struct Body : nn::Module<float, Cpu> {
-  Body() : gen(5), fc1(16, 12, true, gen), bn(12), drop(0.2, 9), fc2(12, 6, true, gen) {
-    register_module("flatten", flatten);
-    register_module("fc1", fc1);
-    register_module("relu", relu);
-    register_module("bn", bn);
-    register_module("drop", drop);
-    register_module("fc2", fc2);
-  }
-  Tensor<float, Cpu> forward(const Tensor<float, Cpu>& x) override { return fc2(drop(bn(relu(fc1(flatten(x)))))); }
-  Generator gen;
-  nn::Flatten<float, Cpu> flatten;
-  nn::Linear<float, Cpu> fc1;
-  nn::ReLU<float, Cpu> relu;
-  nn::BatchNorm1d<float, Cpu> bn;
-  nn::Dropout<float, Cpu> drop;
-  nn::Linear<float, Cpu> fc2;
+// 16 -> 12 -> 6 with dropout 0.2: see mlp_body.hpp.
+struct Body : testing::MlpBody {
+  Body() : MlpBody({16, 12, 6, 0.2, 5, 9}) {}
 };
 
 constexpr std::int64_t kEpochs = 10;

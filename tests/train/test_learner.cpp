@@ -16,6 +16,7 @@
 #include "dml/optim/sgd.hpp"
 #include "dml/train/train.hpp"
 #include "../temp_dir.hpp"
+#include "mlp_body.hpp"
 
 using namespace dml;
 using dml::testing::TempDir;
@@ -41,27 +42,9 @@ data::Dataset squares(std::int64_t n, std::uint64_t seed) {
 }
 data::Splits squares_splits() { return {squares(96, 1), squares(48, 2)}; }
 
-// A small body with every kind of state a checkpoint must carry: weights, BN
-// running statistics, a dropout generator.
-struct TinyBody : nn::Module<float, Cpu> {
-  explicit TinyBody(std::uint64_t seed) : gen(seed), fc1(64, 16, true, gen), bn(16), drop(0.25, seed + 7), fc2(16, 8, true, gen) {
-    register_module("flatten", flatten);
-    register_module("fc1", fc1);
-    register_module("relu", relu);
-    register_module("bn", bn);
-    register_module("drop", drop);
-    register_module("fc2", fc2);
-  }
-  Tensor<float, Cpu> forward(const Tensor<float, Cpu>& x) override {
-    return fc2(drop(bn(relu(fc1(flatten(x))))));
-  }
-  Generator gen;
-  nn::Flatten<float, Cpu> flatten;
-  nn::Linear<float, Cpu> fc1;
-  nn::ReLU<float, Cpu> relu;
-  nn::BatchNorm1d<float, Cpu> bn;
-  nn::Dropout<float, Cpu> drop;
-  nn::Linear<float, Cpu> fc2;
+// 64 -> 16 -> 8 with dropout 0.25: see mlp_body.hpp.
+struct TinyBody : testing::MlpBody {
+  explicit TinyBody(std::uint64_t seed) : MlpBody({64, 16, 8, 0.25, seed, seed + 7}) {}
 };
 
 train::LearnerOptions quiet_options() {
