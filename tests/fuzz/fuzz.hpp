@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <span>
 #include <string>
@@ -32,6 +33,19 @@ inline void expect_names(const dml::Error& e, std::string_view name) {
     std::fprintf(stderr, "fuzz: error message does not name '%.*s': %s\n", static_cast<int>(name.size()),
                  name.data(), e.message().c_str());
     std::abort();
+  }
+}
+
+// parse(input, name) for a reader that throws dml::Error on bad input: the
+// accepted value, or nullopt after checking that the refusal names `name`.
+template <class Parse>
+auto accepted(Parse&& parse, std::span<const std::byte> input, std::string_view name)
+    -> std::optional<decltype(parse(input, name))> {
+  try {
+    return parse(input, name);
+  } catch (const dml::Error& e) {
+    expect_names(e, name);
+    return std::nullopt;
   }
 }
 
