@@ -75,8 +75,8 @@ TEST_CASE("Dataset::from_images normalises with its own statistics, exactly") {
   CHECK(ds.labels == std::vector<std::int64_t>{3, 1});
   CHECK(ds.original_labels == ds.labels);
   CHECK(ds.num_classes == 4);
-  CHECK(ds.mean == 0.5);
-  CHECK(ds.stddev == 0.5);
+  CHECK(ds.normalization().mean == 0.5);
+  CHECK(ds.normalization().stddev == 0.5);
   CHECK(ds.background() == -1.0f);
   CHECK(ds.label_tensor().to_vector() == std::vector<std::int64_t>{3, 1});
 }
@@ -102,6 +102,49 @@ TEST_CASE("Dataset::from_images with explicit normalisation, classes and names")
   CHECK_THROWS_AS(Dataset::from_images(broken), dml::Error);
 }
 
+TEST_CASE("RGB ImageSets: each channel normalised with its own statistics, or with the ones given") {
+  // 2 images of 3 x 1 x 2, channel-planar: R = {0, 255}, G = {51, 51} then {102, 102}, B = 255.
+  ImageSet s{2, 1, 2, {0, 255, 51, 51, 255, 255, 0, 255, 102, 102, 255, 255}, {0, 1}, 3};
+  const std::vector<Normalization> stats = dml::data::channel_stats(s);
+  REQUIRE(stats.size() == 3);
+  CHECK(stats[0].mean == 0.5);
+  CHECK(stats[0].stddev == 0.5);
+  CHECK(stats[1].mean == doctest::Approx(76.5 / 255).epsilon(1e-15));
+  CHECK(stats[1].stddev == doctest::Approx(25.5 / 255).epsilon(1e-15));
+  CHECK(stats[2].stddev == 0.0);
+  // Channel 2 is constant: its own statistics cannot normalise it.
+  CHECK_THROWS_WITH_AS(Dataset::from_images(s), doctest::Contains("every pixel of channel 2 has the same value"),
+                       dml::Error);
+  dml::data::DatasetOptions opt;
+  opt.channel_normalization = {{0.5, 0.5}, {0.2, 0.1}, {0.5, 0.25}};
+  Dataset ds = Dataset::from_images(s, opt);
+  CHECK(ds.images.shape() == Shape{2, 3, 1, 2});
+  CHECK(ds.channel_norms == opt.channel_normalization);
+  const float* p = ds.images.data();
+  CHECK(p[0] == -1.0f);                                                 // R of image 0
+  CHECK(p[2] == static_cast<float>((51 / 255.0 - 0.2) / 0.1));          // G of image 0
+  CHECK(p[4] == 2.0f);                                                  // B of image 0: (1 - 0.5) / 0.25
+  CHECK(p[6 + 3] == static_cast<float>((102 / 255.0 - 0.2) / 0.1));     // G of image 1
+  CHECK(ds.backgrounds() == std::vector<float>{-1.0f, -2.0f, -2.0f});
+  CHECK_THROWS_WITH_AS(ds.normalization(3), doctest::Contains("channel 3 is out of range for 3"), dml::Error);
+  // One normalisation for all channels still works; a wrong count is an error.
+  Dataset same = Dataset::from_images(s, {Normalization{0.5, 0.5}, -1, {}});
+  CHECK(same.channel_norms == std::vector<Normalization>(3, Normalization{0.5, 0.5}));
+  opt.channel_normalization.pop_back();
+  CHECK_THROWS_WITH_AS(Dataset::from_images(s, opt), doctest::Contains("2 channel normalisation(s) for images of 3"),
+                       dml::Error);
+  // validate() checks the count too.
+  ds.channel_norms.pop_back();
+  CHECK_THROWS_WITH_AS(ds.validate(), doctest::Contains("2 normalisation(s) for 3 channel(s)"), dml::Error);
+  // make_splits: one channel count for both splits.
+  ImageSet grey{1, 1, 2, {0, 255}, {0}};
+  CHECK_THROWS_WITH_AS(dml::data::make_splits({s, grey}, {Normalization{0.5, 0.5}, -1, {}}),
+                       doctest::Contains("training images have 3 channel(s) but test images 1"), dml::Error);
+  ImageSet short_set{2, 1, 2, {0, 255, 51}, {0, 1}, 3};
+  CHECK_THROWS_WITH_AS(Dataset::from_images(short_set), doctest::Contains("3 pixel bytes for 2 images of 3 x 1 x 2"),
+                       dml::Error);
+}
+
 TEST_CASE("Dataset::from_vectors keeps values as given and checks sizes") {
   Dataset ds = numbered({0, 2, 1});
   CHECK(ds.num_classes == 3);
@@ -123,9 +166,9 @@ TEST_CASE("make_splits and load_idx normalise the test split with the training s
   write_set(dir.path, "train", train);
   write_set(dir.path, "t10k", test);
   auto splits = dml::data::load_idx(dir.path);
-  CHECK(splits.train.mean == 0.5);
-  CHECK(splits.test.mean == 0.5);
-  CHECK(splits.test.stddev == 0.5);
+  CHECK(splits.train.normalization().mean == 0.5);
+  CHECK(splits.test.normalization().mean == 0.5);
+  CHECK(splits.test.normalization().stddev == 0.5);
   CHECK(splits.test.images.to_vector() == std::vector<float>{1, 1});
   CHECK(splits.train.num_classes == 5);  // over both splits
   CHECK(splits.test.num_classes == 5);
@@ -145,7 +188,7 @@ TEST_CASE("filter_classes remaps to 0..k-1 in the order given and keeps original
   CHECK(f.original_labels == std::vector<std::int64_t>{1, 3, 1, 3});
   CHECK(f.num_classes == 2);
   CHECK(f.class_names == std::vector<std::string>{"three", "one"});
-  CHECK(f.mean == ds.mean);
+  CHECK(f.channel_norms == ds.channel_norms);
 
   // A second filter works on the current labels; original_labels still names the first classes.
   Dataset g = dml::data::filter_classes(f, {1});

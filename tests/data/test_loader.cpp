@@ -269,7 +269,7 @@ TEST_CASE("an exception while assembling a batch reaches the caller") {
     o.shuffle = false;
     o.threads = variant == 2 ? 2 : 1;
     // Throws for sample 7 (its pixels start at 7.0), which is in batch 2 (rows 6, 7, 8).
-    o.transform = [](std::span<float> img, const dml::data::ImageDims&, float, dml::Generator&) {
+    o.transform = [](std::span<float> img, const dml::data::ImageDims&, std::span<const float>, dml::Generator&) {
       if (img[0] == 7.0f) throw std::runtime_error("bad sample 7");
     };
     DataLoader loader(counting(10), o);

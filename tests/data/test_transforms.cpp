@@ -69,6 +69,44 @@ TEST_CASE("a shift moves a single bright pixel by exactly that much and fills wi
   }
 }
 
+TEST_CASE("each channel fills with its own background, in shifts and in rotations") {
+  ImageDims d{3, 4, 4};
+  const std::vector<float> fill = {-1.0f, -2.0f, -3.0f};
+  const std::vector<float> img(static_cast<std::size_t>(d.numel()), 5.0f);
+  for (double degrees : {0.0, 30.0}) {
+    CAPTURE(degrees);
+    std::vector<float> out(img.size());
+    dml::data::warp(img.data(), out.data(), d, Warp{.degrees = degrees, .shift_x = 10}, fill);  // all outside
+    for (std::int64_t c = 0; c < 3; ++c)
+      for (std::int64_t k = 0; k < 16; ++k) CHECK(out[static_cast<std::size_t>(c * 16 + k)] == fill[c]);
+  }
+  std::vector<float> out(img.size());
+  const std::vector<float> two = {1.0f, 2.0f};
+  CHECK_THROWS_WITH_AS(dml::data::warp(img.data(), out.data(), d, Warp{}, two),
+                       doctest::Contains("2 fill value(s) for 3 channel(s)"), dml::Error);
+  // Through the loader: an RGB dataset pads each channel with its own black.
+  dml::data::Dataset ds = dml::data::Dataset::from_vectors(img, dml::Shape{3, 4, 4}, {0});
+  ds.channel_norms = {{0.5, 0.5}, {0.25, 0.5}, {0.0, 0.25}};  // backgrounds -1, -0.5, 0
+  const std::vector<std::int64_t> idx = {0};
+  std::int64_t seen_bg = 0;
+  dml::data::SampleTransform probe = [&](std::span<float>, const ImageDims&, std::span<const float> bg, Generator&) {
+    REQUIRE(bg.size() == 3);
+    CHECK(bg[0] == -1.0f);
+    CHECK(bg[1] == -0.5f);
+    CHECK(bg[2] == 0.0f);
+    ++seen_bg;
+  };
+  dml::data::Batch b = dml::data::make_batch(ds, idx, Augment{.pad = 3}, 7, 0, probe, 1);
+  CHECK(seen_bg == 1);
+  // The same drawn warp with the per-channel backgrounds, by hand.
+  Generator g = dml::data::sample_generator(7, 0, 0);
+  const Warp w = Augment{.pad = 3}.sample(g);
+  CHECK((w.shift_x != 0 || w.shift_y != 0));  // so that the background shows
+  std::vector<float> want(img.size());
+  dml::data::warp(img.data(), want.data(), d, w, ds.backgrounds());
+  CHECK(b.images.to_vector() == want);
+}
+
 TEST_CASE("Augment's pad draws every shift in [-pad, pad] and apply moves the pixel by the drawn shift") {
   ImageDims d{1, 9, 9};
   auto img = dot(d, 4, 4);

@@ -2,9 +2,9 @@
 // plus int64 labels), built from IDX files, an ImageSet or raw vectors, and the
 // functions that cut it: filter_classes, subset, take, stratified_split.
 //
-// Normalisation: pixel = (byte / 255 - mean) / stddev. load_idx computes mean and
-// stddev from the training split by default and applies the same values to the
-// test split; both Datasets record them.
+// Normalisation, per channel c: pixel = (byte / 255 - mean_c) / stddev_c. load_idx
+// computes mean and stddev from the training split by default and applies the same
+// values to the test split; both Datasets record them.
 #pragma once
 
 #include <algorithm>
@@ -26,7 +26,7 @@
 
 namespace dml::data {
 
-// How bytes become floats: (byte / 255 - mean) / stddev.
+// How the bytes of one channel become floats: (byte / 255 - mean) / stddev.
 struct Normalization {
   double mean = 0.0;
   double stddev = 1.0;
@@ -38,12 +38,16 @@ inline constexpr Normalization kMnistNormalization{0.1307, 0.3081};
 
 // Options for building a Dataset from bytes.
 struct DatasetOptions {
-  // nullopt: mean and stddev of the (training) images' pixels, see pixel_stats.
+  // One normalisation for every channel; nullopt: each channel's own mean and
+  // stddev over the (training) images, see channel_stats.
   std::optional<Normalization> normalization = std::nullopt;
   // -1: one more than the largest label (over train and test for load_idx).
   std::int64_t num_classes = -1;
   // Empty, or one name per class.
   std::vector<std::string> class_names = {};
+  // Non-empty: one normalisation per channel (e.g. ImageNet's three), which
+  // takes the place of `normalization`.
+  std::vector<Normalization> channel_normalization = {};
 };
 
 namespace detail {
@@ -62,7 +66,7 @@ struct Dataset {
   std::vector<std::int64_t> original_labels;   // [N], labels before filter_classes remapped them
   std::int64_t num_classes = 0;
   std::vector<std::string> class_names;        // empty, or num_classes names (index = label)
-  double mean = 0.0, stddev = 1.0;             // the normalisation the images went through
+  std::vector<Normalization> channel_norms = {Normalization{}};  // what the images went through, one per channel
 
   std::int64_t size() const noexcept { return static_cast<std::int64_t>(labels.size()); }
   bool empty() const noexcept { return labels.empty(); }
@@ -78,16 +82,30 @@ struct Dataset {
     DML_CHECK(i >= 0 && i < size(), "Dataset::image: index ", i, " is out of range for ", size(), " images");
     return images.data() + i * image_numel();
   }
-  Normalization normalization() const noexcept { return {mean, stddev}; }
-  // The normalised value of a black (0) pixel: what padding and rotation fill with.
-  float background() const noexcept { return static_cast<float>(-mean / stddev); }
+  // The normalisation of channel c. Throws when c is out of range.
+  Normalization normalization(std::int64_t c = 0) const {
+    DML_CHECK(c >= 0 && c < static_cast<std::int64_t>(channel_norms.size()), "Dataset::normalization: channel ", c,
+              " is out of range for ", channel_norms.size(), " channel(s)");
+    return channel_norms[static_cast<std::size_t>(c)];
+  }
+  // The normalised value of a black (0) pixel in channel c: what padding and rotation fill with.
+  float background(std::int64_t c = 0) const {
+    const Normalization n = normalization(c);
+    return static_cast<float>(-n.mean / n.stddev);
+  }
+  // background(c) of every channel.
+  std::vector<float> backgrounds() const {
+    std::vector<float> out;
+    for (std::size_t c = 0; c < channel_norms.size(); ++c) out.push_back(background(static_cast<std::int64_t>(c)));
+    return out;
+  }
   // The labels as an int64 tensor [N] (a copy).
   Tensor<std::int64_t, Cpu> label_tensor() const { return Tensor<std::int64_t, Cpu>::from_vector(labels); }
 
   // Throws dml::Error when the fields disagree: images not [N, C, H, W] with N =
   // labels.size() = original_labels.size(), a label outside 0..num_classes-1, a
-  // negative original label, class_names neither empty nor num_classes long, or a
-  // non-finite mean / non-positive stddev.
+  // negative original label, class_names neither empty nor num_classes long, not
+  // one normalisation per channel, or a non-finite mean / non-positive stddev.
   void validate() const {
     DML_CHECK(images.defined(), "Dataset: images are undefined");
     DML_CHECK(images.rank() == 4, "Dataset: images must be [N, C, H, W], got ", images.shape().str());
@@ -105,13 +123,18 @@ struct Dataset {
     }
     DML_CHECK(class_names.empty() || static_cast<std::int64_t>(class_names.size()) == num_classes,
               "Dataset: ", class_names.size(), " class names for ", num_classes, " classes");
-    DML_CHECK(std::isfinite(mean) && std::isfinite(stddev) && stddev > 0, "Dataset: bad normalisation mean ",
-              mean, ", stddev ", stddev);
+    DML_CHECK(static_cast<std::int64_t>(channel_norms.size()) == images.dim(1), "Dataset: ", channel_norms.size(),
+              " normalisation(s) for ", images.dim(1), " channel(s)");
+    for (std::size_t c = 0; c < channel_norms.size(); ++c)
+      DML_CHECK(std::isfinite(channel_norms[c].mean) && std::isfinite(channel_norms[c].stddev) &&
+                    channel_norms[c].stddev > 0,
+                "Dataset: bad normalisation of channel ", c, ": mean ", channel_norms[c].mean, ", stddev ",
+                channel_norms[c].stddev);
   }
 
   // Wraps images that are already normalised: `values` is N*C*H*W floats, row
   // major, image_shape is [C, H, W], num_classes -1 means max label + 1.
-  // Records mean 0, stddev 1 (background 0) unless `norm` says otherwise.
+  // Records mean 0, stddev 1 (background 0) for every channel unless `norm` says otherwise.
   // Throws dml::Error on a size mismatch or a bad label.
   static Dataset from_vectors(const std::vector<float>& values, const Shape& image_shape,
                               std::vector<std::int64_t> labels, std::int64_t num_classes = -1,
@@ -129,15 +152,15 @@ struct Dataset {
     ds.original_labels = labels;
     ds.labels = std::move(labels);
     ds.class_names = std::move(class_names);
-    ds.mean = norm.mean;
-    ds.stddev = norm.stddev;
+    ds.channel_norms.assign(static_cast<std::size_t>(image_shape[0]), norm);
     ds.validate();
     return ds;
   }
 
-  // Normalises an ImageSet (C = 1) with opts.normalization, or with the set's own
-  // pixel statistics when that is nullopt. Throws dml::Error on a malformed set,
-  // a label outside 0..num_classes-1, or a constant image set with no normalization.
+  // Normalises an ImageSet with opts.channel_normalization, opts.normalization,
+  // or each channel's own statistics when both are unset. Throws dml::Error on a
+  // malformed set, a label outside 0..num_classes-1, a normalisation count that is
+  // not the channel count, or a constant channel with no normalization given.
   static Dataset from_images(const ImageSet& set, const DatasetOptions& opts = {});
 };
 
@@ -149,10 +172,11 @@ struct Splits {
 namespace detail {
 
 inline void check_image_set(const ImageSet& set, const char* who) {
-  DML_CHECK(set.count >= 0 && set.rows >= 1 && set.cols >= 1, who, ": bad ImageSet shape ", set.count, " x ",
+  DML_CHECK(set.count >= 0 && set.channels >= 1 && set.rows >= 1 && set.cols >= 1, who, ": bad ImageSet shape ",
+            set.count, " x ", set.channels, " x ", set.rows, " x ", set.cols);
+  DML_CHECK(static_cast<std::int64_t>(set.pixels.size()) == set.count * set.channels * set.rows * set.cols, who,
+            ": ImageSet has ", set.pixels.size(), " pixel bytes for ", set.count, " images of ", set.channels, " x ",
             set.rows, " x ", set.cols);
-  DML_CHECK(static_cast<std::int64_t>(set.pixels.size()) == set.count * set.rows * set.cols, who, ": ImageSet has ",
-            set.pixels.size(), " pixel bytes for ", set.count, " images of ", set.rows, " x ", set.cols);
   DML_CHECK(static_cast<std::int64_t>(set.labels.size()) == set.count, who, ": ImageSet has ", set.labels.size(),
             " labels for ", set.count, " images");
 }
@@ -179,8 +203,7 @@ inline Dataset gather(const Dataset& ds, std::span<const std::int64_t> indices, 
   }
   out.num_classes = ds.num_classes;
   out.class_names = ds.class_names;
-  out.mean = ds.mean;
-  out.stddev = ds.stddev;
+  out.channel_norms = ds.channel_norms;
   return out;
 }
 
@@ -192,58 +215,92 @@ inline void shuffle(std::vector<std::int64_t>& v, Generator& gen) {
   }
 }
 
-// Normalises bytes (count images of 1 x rows x cols) through a 256-entry table.
-inline Tensor<float, Cpu> normalise_bytes(const ImageSet& set, Normalization norm) {
-  float lut[256];
-  for (int b = 0; b < 256; ++b) lut[b] = static_cast<float>((b / 255.0 - norm.mean) / norm.stddev);
-  auto t = Tensor<float, Cpu>::empty(Shape{set.count, 1, set.rows, set.cols});
+// Normalises bytes (count images of C x rows x cols) through one 256-entry table per channel.
+inline Tensor<float, Cpu> normalise_bytes(const ImageSet& set, std::span<const Normalization> norms) {
+  const auto channels = static_cast<std::size_t>(set.channels);
+  std::vector<float> lut(256 * channels);
+  for (std::size_t c = 0; c < channels; ++c)
+    for (int b = 0; b < 256; ++b)
+      lut[c * 256 + static_cast<std::size_t>(b)] = static_cast<float>((b / 255.0 - norms[c].mean) / norms[c].stddev);
+  auto t = Tensor<float, Cpu>::empty(Shape{set.count, set.channels, set.rows, set.cols});
   float* dst = t.data();
-  for (std::size_t i = 0; i < set.pixels.size(); ++i) dst[i] = lut[set.pixels[i]];
+  const auto plane = static_cast<std::size_t>(set.rows * set.cols);
+  for (std::size_t i = 0; i < set.pixels.size(); ++i) dst[i] = lut[(i / plane) % channels * 256 + set.pixels[i]];
   return t;
+}
+
+// Mean and population stddev of byte / 255 from a 256-bin histogram.
+inline Normalization histogram_stats(const std::uint64_t (&hist)[256]) {
+  std::uint64_t n = 0, sum = 0, sum_sq = 0;
+  for (std::uint64_t b = 0; b < 256; ++b) {
+    n += hist[b];
+    sum += b * hist[b];
+    sum_sq += b * b * hist[b];
+  }
+  const double mean = static_cast<double>(sum) / static_cast<double>(n);  // in bytes
+  const double var = std::max(0.0, static_cast<double>(sum_sq) / static_cast<double>(n) - mean * mean);
+  return {mean / 255.0, std::sqrt(var) / 255.0};
 }
 
 }  // namespace detail
 
 // Mean and (population) standard deviation of byte / 255 over every pixel of
-// `set`, computed exactly from a histogram. Throws for an empty set.
+// `set`, all channels together, computed exactly from a histogram. Throws for an
+// empty set.
 inline Normalization pixel_stats(const ImageSet& set) {
   detail::check_image_set(set, "pixel_stats");
   DML_CHECK(!set.pixels.empty(), "pixel_stats: the ImageSet has no pixels");
   std::uint64_t hist[256] = {};
   for (std::uint8_t b : set.pixels) ++hist[b];
-  std::uint64_t sum = 0, sum_sq = 0;
-  for (std::uint64_t b = 0; b < 256; ++b) {
-    sum += b * hist[b];
-    sum_sq += b * b * hist[b];
+  return detail::histogram_stats(hist);
+}
+
+// pixel_stats of each channel alone (one entry per channel). Throws for an empty set.
+inline std::vector<Normalization> channel_stats(const ImageSet& set) {
+  detail::check_image_set(set, "channel_stats");
+  DML_CHECK(!set.pixels.empty(), "channel_stats: the ImageSet has no pixels");
+  const auto channels = static_cast<std::size_t>(set.channels);
+  const auto plane = static_cast<std::size_t>(set.rows * set.cols);
+  std::vector<std::uint64_t> hist(256 * channels, 0);
+  for (std::size_t i = 0; i < set.pixels.size(); ++i) ++hist[(i / plane) % channels * 256 + set.pixels[i]];
+  std::vector<Normalization> out;
+  for (std::size_t c = 0; c < channels; ++c) {
+    std::uint64_t h[256];
+    std::copy_n(hist.begin() + static_cast<std::ptrdiff_t>(c * 256), 256, h);
+    out.push_back(detail::histogram_stats(h));
   }
-  const double n = static_cast<double>(set.pixels.size());
-  const double mean = static_cast<double>(sum) / n;                           // in bytes
-  const double var = std::max(0.0, static_cast<double>(sum_sq) / n - mean * mean);
-  return {mean / 255.0, std::sqrt(var) / 255.0};
+  return out;
 }
 
 inline Dataset Dataset::from_images(const ImageSet& set, const DatasetOptions& opts) {
   detail::check_image_set(set, "Dataset::from_images");
-  Normalization norm;
-  if (opts.normalization) {
-    norm = *opts.normalization;
+  const auto channels = static_cast<std::size_t>(set.channels);
+  std::vector<Normalization> norms;
+  if (!opts.channel_normalization.empty()) {
+    DML_CHECK(opts.channel_normalization.size() == channels, "Dataset::from_images: ",
+              opts.channel_normalization.size(), " channel normalisation(s) for images of ", channels, " channel(s)");
+    norms = opts.channel_normalization;
+  } else if (opts.normalization) {
+    norms.assign(channels, *opts.normalization);
   } else {
     DML_CHECK(set.count > 0, "Dataset::from_images: cannot compute the normalisation of an empty ImageSet; "
               "pass DatasetOptions::normalization");
-    norm = pixel_stats(set);
-    DML_CHECK(norm.stddev > 0, "Dataset::from_images: every pixel has the same value, so the standard deviation "
-              "is 0; pass DatasetOptions::normalization");
+    norms = channel_stats(set);
+    for (std::size_t c = 0; c < channels; ++c)
+      DML_CHECK(norms[c].stddev > 0, "Dataset::from_images: every pixel of channel ", c,
+                " has the same value, so the standard deviation is 0; pass DatasetOptions::normalization");
   }
-  DML_CHECK(std::isfinite(norm.mean) && std::isfinite(norm.stddev) && norm.stddev > 0,
-            "Dataset::from_images: bad normalization mean ", norm.mean, ", stddev ", norm.stddev);
+  for (std::size_t c = 0; c < channels; ++c)
+    DML_CHECK(std::isfinite(norms[c].mean) && std::isfinite(norms[c].stddev) && norms[c].stddev > 0,
+              "Dataset::from_images: bad normalization of channel ", c, ": mean ", norms[c].mean, ", stddev ",
+              norms[c].stddev);
   Dataset ds;
-  ds.images = detail::normalise_bytes(set, norm);
+  ds.images = detail::normalise_bytes(set, norms);
   ds.labels = set.labels;
   ds.original_labels = set.labels;
   ds.num_classes = opts.num_classes >= 0 ? opts.num_classes : detail::max_label_plus_one(set.labels);
   ds.class_names = opts.class_names;
-  ds.mean = norm.mean;
-  ds.stddev = norm.stddev;
+  ds.channel_norms = std::move(norms);
   ds.validate();
   return ds;
 }
@@ -253,7 +310,16 @@ inline Dataset Dataset::from_images(const ImageSet& set, const DatasetOptions& o
 inline Splits make_splits(const IdxSplits& raw, DatasetOptions opts = {}) {
   detail::check_image_set(raw.train, "make_splits (train)");
   detail::check_image_set(raw.test, "make_splits (test)");
-  if (!opts.normalization) opts.normalization = pixel_stats(raw.train);
+  DML_CHECK(raw.train.channels == raw.test.channels, "make_splits: training images have ", raw.train.channels,
+            " channel(s) but test images ", raw.test.channels);
+  if (!opts.normalization && opts.channel_normalization.empty()) {
+    DML_CHECK(raw.train.count > 0, "make_splits: the training split is empty, so its statistics cannot normalise "
+              "the data; pass DatasetOptions::normalization");
+    opts.channel_normalization = channel_stats(raw.train);
+    for (std::size_t c = 0; c < opts.channel_normalization.size(); ++c)
+      DML_CHECK(opts.channel_normalization[c].stddev > 0, "make_splits: every training pixel of channel ", c,
+                " has the same value, so the standard deviation is 0; pass DatasetOptions::normalization");
+  }
   if (opts.num_classes < 0) {
     std::int64_t m = -1;
     for (auto l : raw.train.labels) m = std::max(m, l);

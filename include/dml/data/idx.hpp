@@ -62,11 +62,14 @@ struct IdxArray {
   std::vector<double> values = {};
 };
 
-// A set of grey images with one label each: pixels is count*rows*cols bytes, row major.
+// A set of 8-bit images with one label each: pixels is count*channels*rows*cols
+// bytes, image after image, each channel-planar (C x rows x cols, row major).
+// IDX files are grey (channels 1); CIFAR files are RGB (channels 3).
 struct ImageSet {
   std::int64_t count = 0, rows = 0, cols = 0;
   std::vector<std::uint8_t> pixels;
   std::vector<std::int64_t> labels;
+  std::int64_t channels = 1;  // last, so that {count, rows, cols, pixels, labels} still means grey
 };
 
 struct IdxSplits {

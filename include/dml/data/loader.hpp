@@ -103,7 +103,7 @@ inline Batch make_batch(const Dataset& ds, std::span<const std::int64_t> indices
 
   const float* src = ds.images.data();
   float* dst = b.images.data();
-  const float fill = ds.background();
+  const std::vector<float> fill = ds.backgrounds();
   const bool plain = augment.identity() && !transform;
   std::exception_ptr error;
   auto one = [&](std::int64_t k) {

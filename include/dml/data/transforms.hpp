@@ -67,10 +67,14 @@ inline Generator sample_generator(std::uint64_t seed, std::int64_t epoch, std::i
 }
 
 // Applies `w` to one image: src and dst are dims.numel() floats each and must not
-// overlap. Pixels that come from outside the image read `fill`. Integer-only warps
-// (degrees == 0) copy exactly; others sample bilinearly.
-inline void warp(const float* src, float* dst, const ImageDims& dims, const Warp& w, float fill) {
+// overlap. Pixels that come from outside the image read `fill`: one value per
+// channel, or one for all. Integer-only warps (degrees == 0) copy exactly; others
+// sample bilinearly. Throws dml::Error when fill has neither 1 nor C values.
+inline void warp(const float* src, float* dst, const ImageDims& dims, const Warp& w, std::span<const float> fill) {
   const std::int64_t C = dims.channels, H = dims.height, W = dims.width, plane = H * W;
+  DML_CHECK(fill.size() == 1 || static_cast<std::int64_t>(fill.size()) == C, "warp: ", fill.size(),
+            " fill value(s) for ", C, " channel(s)");
+  auto fill_of = [&](std::int64_t c) { return fill[fill.size() == 1 ? 0 : static_cast<std::size_t>(c)]; };
   if (w.degrees == 0.0) {
     for (std::int64_t y = 0; y < H; ++y) {
       const std::int64_t sy = y - w.shift_y;
@@ -79,7 +83,7 @@ inline void warp(const float* src, float* dst, const ImageDims& dims, const Warp
         if (w.flip) sx = W - 1 - sx;
         const bool inside = sy >= 0 && sy < H && sx >= 0 && sx < W;
         for (std::int64_t c = 0; c < C; ++c)
-          dst[c * plane + y * W + x] = inside ? src[c * plane + sy * W + sx] : fill;
+          dst[c * plane + y * W + x] = inside ? src[c * plane + sy * W + sx] : fill_of(c);
       }
     }
     return;
@@ -102,6 +106,7 @@ inline void warp(const float* src, float* dst, const ImageDims& dims, const Warp
       const double w00 = (1 - ax) * (1 - ay), w01 = ax * (1 - ay), w10 = (1 - ax) * ay, w11 = ax * ay;
       for (std::int64_t c = 0; c < C; ++c) {
         const float* s = src + c * plane;
+        const float fill = fill_of(c);
         const double v00 = in_y0 && in_x0 ? s[y0 * W + x0] : fill;
         const double v01 = in_y0 && in_x1 ? s[y0 * W + x0 + 1] : fill;
         const double v10 = in_y1 && in_x0 ? s[(y0 + 1) * W + x0] : fill;
@@ -116,6 +121,10 @@ inline void warp(const float* src, float* dst, const ImageDims& dims, const Warp
       }
     }
   }
+}
+// warp with one fill value for every channel.
+inline void warp(const float* src, float* dst, const ImageDims& dims, const Warp& w, float fill) {
+  warp(src, dst, dims, w, std::span<const float>(&fill, 1));
 }
 
 // Random augmentation, as a value: Augment{.pad = 2, .rotate_degrees = 10}.
@@ -160,16 +169,19 @@ struct Augment {
     return w;
   }
 
-  // dst = warp(src, sample(gen)) with background `fill`.
+  // dst = warp(src, sample(gen)) with background `fill` (per channel, or one for all).
+  void apply(const float* src, float* dst, const ImageDims& dims, std::span<const float> fill, Generator& gen) const {
+    warp(src, dst, dims, sample(gen), fill);
+  }
   void apply(const float* src, float* dst, const ImageDims& dims, float fill, Generator& gen) const {
     warp(src, dst, dims, sample(gen), fill);
   }
 };
 
 // An extra per-sample step, run in place after Augment with the same stream:
-// (image, its dims, the background value, the sample's generator). May be called
-// from several threads at once (different images).
-using SampleTransform = std::function<void(std::span<float> image, const ImageDims& dims, float background,
-                                           Generator& gen)>;
+// (image, its dims, the background value of each channel, the sample's
+// generator). May be called from several threads at once (different images).
+using SampleTransform = std::function<void(std::span<float> image, const ImageDims& dims,
+                                           std::span<const float> background, Generator& gen)>;
 
 }  // namespace dml::data
