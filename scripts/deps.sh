@@ -5,7 +5,8 @@
 #   scripts/deps.sh fuzz   the same plus clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 
-packages=(cmake g++ make ninja-build git libeigen3-dev doctest-dev libomp-dev zlib1g-dev)
+# libpng-dev + libjpeg62-turbo-dev: the optional dml::image target (PNG/JPEG folders).
+packages=(cmake g++ make ninja-build git libeigen3-dev doctest-dev libomp-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev)
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-14-dev)
 fi

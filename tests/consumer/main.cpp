@@ -1,6 +1,9 @@
 // Uses dml as an outside project would: one gradient through the public API,
 // one error with its message. Exits 0 when dml behaves.
 #include <dml/dml.hpp>
+#ifdef DML_WITH_IMAGE
+#include <dml/data/image.hpp>
+#endif
 
 #include <cmath>
 #include <cstdio>
@@ -14,6 +17,14 @@ int main() {
     std::printf("consumer: wrong gradient\n");
     return 1;
   }
+#ifdef DML_WITH_IMAGE
+  data::DecodedImage img{2, 1, 3, {10, 20, 30, 40, 50, 60}};
+  if (data::decode_image(data::encode_png(img), "consumer.png").pixels != img.pixels) {
+    std::printf("consumer: PNG round trip through dml::image changed the pixels\n");
+    return 1;
+  }
+  std::printf("consumer: dml::image PNG round trip OK\n");
+#endif
   try {
     ops::matmul(Tensor<float>::zeros({2, 3}), Tensor<float>::zeros({2, 3}));
   } catch (const Error& e) {
