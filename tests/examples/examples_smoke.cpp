@@ -240,3 +240,81 @@ TEST_CASE("train_mnist prints the epoch table, saves a checkpoint, and resumes f
   CHECK(rc3 != 0);
   CHECK(log3.find("unknown method 'nope'") != std::string::npos);
 }
+
+#if defined(DML_CLI_EXE)
+TEST_CASE("dml: train, resume, embed, evaluate and anomaly from the command line; errors name the option") {
+  testing::TempDir tmp("dml_cli_smoke");
+  const fs::path data = write_dataset(tmp), run_dir = tmp / "run";
+  const std::string small = " --width 8 --batch-size 16 --quiet";
+  auto q = [](const fs::path& p) { return "\"" + p.string() + "\""; };
+
+  auto [rc, log] = run(DML_CLI_EXE, "train --data " + q(data) + " --head arc --epochs 1 --out " + q(run_dir) + small,
+                       tmp / "train.txt");
+  INFO("dml train:\n" << log);
+  REQUIRE(rc == 0);
+  CHECK(log.find("(idx): 120 training and 40 held-out images of [1, 16, 16], 10 classes") != std::string::npos);
+  CHECK(fs::is_regular_file(run_dir / "model.safetensors"));
+  CHECK(fs::is_regular_file(run_dir / "checkpoint.safetensors"));
+  CHECK(count(read_text(run_dir / "history.json"), "\"epoch\"") == 1);
+  auto [rc2, log2] = run(DML_CLI_EXE, "train --data " + q(data) + " --head arc --epochs 2 --resume --out " + q(run_dir) + small,
+                         tmp / "resume.txt");
+  INFO("dml train --resume:\n" << log2);
+  REQUIRE(rc2 == 0);
+  CHECK(count(read_text(run_dir / "history.json"), "\"epoch\"") == 2);
+
+  auto [rc3, log3] = run(DML_CLI_EXE, "embed --model " + q(run_dir) + " --data " + q(data) + " --out " + q(tmp / "e" / "emb.npy"),
+                         tmp / "embed.txt");
+  INFO("dml embed:\n" << log3);
+  REQUIRE(rc3 == 0);
+  CHECK(log3.find("[40, 512]") != std::string::npos);
+  CHECK(fs::is_regular_file(tmp / "e" / "labels.npy"));
+  auto [rc4, log4] = run(DML_CLI_EXE, "evaluate --tsne-iterations 50 --model " + q(run_dir) + " --data " + q(data) +
+                                          " --out " + q(tmp / "report"), tmp / "evaluate.txt");
+  INFO("dml evaluate:\n" << log4);
+  REQUIRE(rc4 == 0);
+  CHECK(read_text(tmp / "report" / "metrics.json").find("\"map_at_r\"") != std::string::npos);
+  CHECK(fs::is_regular_file(tmp / "report" / "tsne_embeddings.svg"));
+  CHECK(read_text(tmp / "report" / "report.md").find("| accuracy | P@1") != std::string::npos);
+
+  // Errors: one line naming the option, status != 0.
+  auto expect_error = [&](const std::string& args, const std::string& what) {
+    auto [erc, elog] = run(DML_CLI_EXE, args, tmp / "err.txt");
+    INFO(args << " ->\n" << elog);
+    CHECK(erc != 0);
+    CHECK(elog.find(what) != std::string::npos);
+  };
+  expect_error("train --data " + q(data), "option --out is required");
+  expect_error("train --data " + q(data) + " --out x --bogus 1", "unknown option --bogus");
+  expect_error("train --data " + q(data) + " --out x --epochs two", "--epochs must be an integer >= 1, got 'two'");
+  expect_error("train --data " + q(data) + " --out x --head nope", "unknown method 'nope'");
+  expect_error("embed --model " + q(tmp / "absent") + " --data " + q(data) + " --out x.npy", "no model at");
+  expect_error("trian", "unknown command 'trian'");
+  auto [hrc, help] = run(DML_CLI_EXE, "train --help", tmp / "help.txt");
+  CHECK(hrc == 0);
+  CHECK(help.find("--epochs X") != std::string::npos);
+  CHECK(help.find("(default 2)") != std::string::npos);
+
+#if defined(DML_CLI_HAS_IMAGE)
+  // The image-folder path: export 8 of the 10 classes as PNGs, train on them, score all 10.
+  const fs::path known = tmp / "known", all = tmp / "all", frun = tmp / "frun";
+  auto [xrc, xlog] = run(DML_CLI_EXE, "export --data " + q(data) + " --classes 0,1,2,3,4,5,6,7 --out " + q(known), tmp / "x1.txt");
+  INFO("dml export:\n" << xlog);
+  REQUIRE(xrc == 0);
+  CHECK(xlog.find("wrote 128 PNGs") != std::string::npos);  // 96 train + 32 test
+  REQUIRE(run(DML_CLI_EXE, "export --data " + q(data) + " --out " + q(all), tmp / "x2.txt").first == 0);
+  auto [frc, flog] = run(DML_CLI_EXE, "train --data " + q(known) + " --epochs 1 --out " + q(frun) + small, tmp / "ftrain.txt");
+  INFO("dml train on a folder:\n" << flog);
+  REQUIRE(frc == 0);
+  CHECK(flog.find("image folder (train/valid)") != std::string::npos);
+  auto [arc, alog] = run(DML_CLI_EXE, "anomaly --model " + q(frun) + " --reference " + q(known) + " --data " + q(all) +
+                                          " --fpr 0.1 --out " + q(tmp / "scores.csv"), tmp / "anomaly.txt");
+  INFO("dml anomaly:\n" << alog);
+  REQUIRE(arc == 0);
+  CHECK(alog.find("threshold ") != std::string::npos);
+  CHECK(alog.find("ROC-AUC ") != std::string::npos);
+  const std::string csv = read_text(tmp / "scores.csv");
+  CHECK(csv.rfind("index,file,class,score,anomalous\n", 0) == 0);
+  CHECK(count(csv, "\n") == 41);  // the header and the 40 held-out images
+#endif
+}
+#endif
