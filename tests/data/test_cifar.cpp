@@ -11,8 +11,11 @@
 #include <vector>
 
 #include "../temp_dir.hpp"
+#include "../error_of.hpp"
 
 namespace test_cifar {
+
+using dml::testing::error_of;
 
 namespace fs = std::filesystem;
 using dml::data::CifarKind;
@@ -50,17 +53,6 @@ std::vector<std::uint8_t> cifar100_records(std::int64_t first, std::int64_t n) {
   for (std::int64_t i = first; i < first + n; ++i)
     put_record(b, i, {static_cast<std::uint8_t>(i % 20), static_cast<std::uint8_t>((3 * i) % 100)});
   return b;
-}
-
-// The message of the dml::Error fn throws, or "no error".
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const dml::Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 void write_names(const fs::path& p, int n, const char* stem) {

@@ -9,7 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "../error_of.hpp"
+
 namespace test_image {
+
+using dml::testing::error_of;
 
 using dml::data::DecodedImage;
 
@@ -34,16 +38,6 @@ DecodedImage smooth(std::int64_t h, std::int64_t w, std::int64_t c) {
     for (std::int64_t x = 0; x < w; ++x)
       for (std::int64_t k = 0; k < c; ++k) img.pixels.push_back(static_cast<std::uint8_t>(20 + 4 * y + 3 * x + 30 * k));
   return img;
-}
-
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const dml::Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 // A PNG written with libpng's full API: 16-bit grey, or 8-bit RGBA.

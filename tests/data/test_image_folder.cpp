@@ -12,8 +12,11 @@
 #include <vector>
 
 #include "../temp_dir.hpp"
+#include "../error_of.hpp"
 
 namespace test_image_folder {
+
+using dml::testing::error_of;
 
 namespace fs = std::filesystem;
 using dml::data::DecodedImage;
@@ -38,16 +41,6 @@ void write(const fs::path& p, const std::vector<std::uint8_t>& bytes) {
   f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
 }
 void write_png(const fs::path& p, const DecodedImage& img) { write(p, dml::data::encode_png(img)); }
-
-template <class F>
-std::string error_of(F&& fn) {
-  try {
-    fn();
-  } catch (const dml::Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 TEST_CASE("train/valid layout: classes in byte order, files in name order, statistics from train only") {
   TempDir dir;
