@@ -361,6 +361,7 @@ Trained train_model(const heads::MethodInfo& method, const data::Splits& splits,
     opts.seed = seed;
     opts.quiet = cfg.quiet;
     if (cfg.augment) opts.augment = recipe::augment();
+    if (!cfg.pretrained.empty()) opts.lr_scales = train::resnet_lr_scales(recipe::kPretrainedLowestLr);
     std::unique_ptr<train::Learner<float, D>> owned;
     if (cfg.optimizer == "sgd")
       owned = std::make_unique<train::Learner<float, D>>(

@@ -376,3 +376,69 @@ TEST_CASE("the recipe's schedules: an extra loss's warm-up ramps its weight, and
   train::Learner l2(b2, h2, squares_splits(), optim::SGD{.lr = 0.01}, quiet_options());
   CHECK_THROWS_WITH_AS(l2.add_loss(c2, 0.5, "center", 1.5), doctest::Contains("warmup must lie in [0, 1]"), Error);
 }
+
+TEST_CASE("lr_scales: matched parameters train at a fraction of the lr, through every schedule") {
+  // One step of plain SGD from the same start on the same batch: fc1's update is a quarter of
+  // the unscaled run's, fc2's the same (to float rounding of weight - weight: a few 1e-8).
+  auto first_step = [](std::vector<train::LrScale> scales) {
+    TinyBody body(5);
+    heads::MarginHead<heads::Softmax> head(8, 3, {}, 6);
+    train::LearnerOptions o = quiet_options();
+    o.lr_scales = std::move(scales);
+    train::Learner learn(body, head, squares_splits(), optim::SGD{.lr = 0.05}, o);
+    const auto fc1 = body.fc1.weight().to_vector(), fc2 = body.fc2.weight().to_vector();
+    learn.add_callback({.on_batch_end = [](auto& l, const train::BatchInfo&) { l.stop(); }, .on_epoch_end = {}});
+    learn.fit(1);
+    std::vector<float> d1 = body.fc1.weight().to_vector(), d2 = body.fc2.weight().to_vector();
+    for (std::size_t i = 0; i < d1.size(); ++i) d1[i] -= fc1[i];
+    for (std::size_t i = 0; i < d2.size(); ++i) d2[i] -= fc2[i];
+    return std::pair{d1, d2};
+  };
+  const auto [plain1, plain2] = first_step({});
+  const auto [scaled1, scaled2] = first_step({{"body.fc1.", 0.25}});
+  double moved = 0;
+  for (std::size_t i = 0; i < plain1.size(); ++i) {
+    CHECK(scaled1[i] == doctest::Approx(0.25 * plain1[i]).epsilon(1e-3).scale(1e-4));
+    moved += std::abs(plain1[i]);
+  }
+  CHECK(moved > 0);
+  for (std::size_t i = 0; i < plain2.size(); ++i) CHECK(scaled2[i] == doctest::Approx(plain2[i]).epsilon(1e-3).scale(1e-4));
+
+  // Through a one-cycle fit with max_lr: every group keeps its ratio at every step.
+  TinyBody body(5);
+  heads::MarginHead<heads::Softmax> head(8, 3, {}, 6);
+  train::LearnerOptions o = quiet_options();
+  o.lr_scales = {{"body.fc1.", 0.1}, {"body.bn.", 0.5}};
+  train::Learner learn(body, head, squares_splits(), optim::SGD{.lr = 0.05, .momentum = 0.9}, o);
+  std::int64_t checked = 0;
+  learn.add_callback({.on_batch_end = [&](auto& l, const train::BatchInfo&) {
+    optim::Optimizer<float, Cpu>& opt = l.optimizer();
+    REQUIRE(opt.num_groups() == 5);  // unscaled (decay, no decay), fc1 (decay, no decay), bn (no decay)
+    for (std::size_t g = 0; g < opt.num_groups(); ++g) {
+      const double ratio = opt.base_lr(g) / 0.05;
+      CHECK(opt.lr(g) == doctest::Approx(opt.lr(0) * ratio));
+    }
+    CHECK(opt.base_lr(2) == doctest::Approx(0.005));
+    CHECK(opt.base_lr(4) == doctest::Approx(0.025));
+    ++checked;
+  }, .on_epoch_end = {}});
+  learn.fit_one_cycle(1, 0.2);
+  CHECK(checked == 6);
+
+  // resnet_lr_scales: geometric steps from the stem to layer4.
+  const std::vector<train::LrScale> r = train::resnet_lr_scales(0.1);
+  REQUIRE(r.size() == 5);
+  CHECK(r[0].prefix == "body.conv1.");
+  CHECK(r[3].scale == doctest::Approx(std::pow(0.1, 2.0 / 3.0)));
+
+  // Errors: a prefix that matches nothing (at the first fit), a bad scale (at once).
+  TinyBody b2(5);
+  heads::MarginHead<heads::Softmax> h2(8, 3, {}, 6);
+  train::LearnerOptions bad = quiet_options();
+  bad.lr_scales = {{"body.layer9.", 0.1}};
+  train::Learner l2(b2, h2, squares_splits(), optim::SGD{.lr = 0.05}, bad);
+  CHECK_THROWS_WITH_AS(l2.fit(1), doctest::Contains("prefix 'body.layer9.' matches no parameter"), Error);
+  bad.lr_scales = {{"body.fc1.", 0.0}};
+  CHECK_THROWS_WITH_AS(train::Learner(b2, h2, squares_splits(), optim::SGD{.lr = 0.05}, bad),
+                       doctest::Contains("finite scale > 0"), Error);
+}

@@ -46,6 +46,25 @@
 
 namespace dml::train {
 
+// Parameters whose name (body., head. or loss.<name>. prefixed) starts with
+// `prefix` train at the optimiser's lr times `scale`: lower rates for the
+// early layers of a pretrained body (fastai's discriminative learning rates).
+struct LrScale {
+  std::string prefix;
+  double scale = 1.0;
+};
+
+// The transfer recipe's rates for nn::ResNet18: the stem and layer1 at
+// `lowest` times the lr, layer2 at lowest^(2/3), layer3 at lowest^(1/3),
+// layer4 and the heads at the full lr (geometric steps, as fastai's slice).
+inline std::vector<LrScale> resnet_lr_scales(double lowest = 0.1) {
+  return {{"body.conv1.", lowest},
+          {"body.bn1.", lowest},
+          {"body.layer1.", lowest},
+          {"body.layer2.", std::pow(lowest, 2.0 / 3.0)},
+          {"body.layer3.", std::pow(lowest, 1.0 / 3.0)}};
+}
+
 struct LearnerOptions {
   std::int64_t batch_size = 128;
   data::Augment augment = {};      // applied to training batches only
@@ -64,6 +83,10 @@ struct LearnerOptions {
   // and, with train_bn (fastai's default), every BatchNorm parameter.
   std::vector<std::string> trainable_when_frozen = {"head.", "fc."};
   bool train_bn = true;
+  // Per-prefix lr multipliers (first match wins; others train at the full lr),
+  // e.g. resnet_lr_scales() once a pretrained body is unfrozen. Each prefix
+  // must match some parameter; the schedule scales every group alike.
+  std::vector<LrScale> lr_scales = {};
 };
 
 // One row of the epoch table. valid_loss and accuracy are NaN without a test set.
@@ -145,8 +168,12 @@ class Learner {
                                     .seed = opts_.seed, .prefetch = opts_.prefetch, .augment = opts_.augment}),
         make_optimizer_([optimiser](std::vector<optim::ParamGroup<T, D>> groups) {
           return optim::make_unique(optimiser, std::move(groups));
-        }) {
+        }),
+        base_lr_(optimiser.lr) {
     optimiser.validate();
+    for (const LrScale& s : opts_.lr_scales)
+      DML_CHECK(!s.prefix.empty() && std::isfinite(s.scale) && s.scale > 0, "LearnerOptions::lr_scales: prefix '",
+                s.prefix, "' needs a non-empty prefix and a finite scale > 0, got ", s.scale);
     head_logits_ = [&head](const TensorT& emb, const Labels* labels) -> TensorT {
       if constexpr (requires { head(emb, *labels); }) {
         if (labels) return head(emb, *labels);
@@ -454,9 +481,34 @@ class Learner {
       for (auto& p : optim::named_params(head_, "head.")) params.push_back(std::move(p));
       for (const auto& e : extras_)
         for (auto& p : optim::named_params(*e.module, "loss." + e.name + ".")) params.push_back(std::move(p));
-      optimizer_ = make_optimizer_(optim::decay_groups(std::move(params)));
+      optimizer_ = make_optimizer_(scaled_groups(std::move(params)));
     }
     return *optimizer_;
+  }
+
+  // decay_groups of the unscaled parameters first (group 0 carries the
+  // optimiser's lr, which fit_one_cycle's max_lr refers to), then one pair per
+  // lr scale, in the order of opts_.lr_scales.
+  std::vector<optim::ParamGroup<T, D>> scaled_groups(std::vector<optim::NamedParam<T, D>> params) const {
+    const std::size_t n = opts_.lr_scales.size();
+    std::vector<std::vector<optim::NamedParam<T, D>>> by_scale(n + 1);
+    std::vector<bool> used(n, false);
+    for (auto& p : params) {
+      std::size_t k = n;
+      for (std::size_t i = 0; i < n && k == n; ++i)
+        if (p.first.rfind(opts_.lr_scales[i].prefix, 0) == 0) k = i;
+      if (k < n) used[k] = true;
+      by_scale[k].push_back(std::move(p));
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      DML_CHECK(used[i], "LearnerOptions::lr_scales: prefix '", opts_.lr_scales[i].prefix,
+                "' matches no parameter (names start with body., head. or loss.<name>.)");
+    std::vector<optim::ParamGroup<T, D>> groups = optim::decay_groups(std::move(by_scale[n]));
+    for (std::size_t i = 0; i < n; ++i)
+      if (!by_scale[i].empty())
+        for (auto& g : optim::decay_groups(std::move(by_scale[i]), base_lr_ * opts_.lr_scales[i].scale))
+          groups.push_back(std::move(g));
+    return groups;
   }
 
   template <class F>
@@ -511,14 +563,14 @@ class Learner {
   }
 
   // Sets each group's lr (and the momentum) for the plan's current step. With
-  // max_lr, group g peaks at max_lr * base_lr(g) / base_lr(0), so groups keep
-  // their ratios; otherwise at its own base lr.
+  // max_lr, group g peaks at max_lr * base_lr(g) / (the optimiser's lr), so
+  // groups keep their ratios (lr_scales); otherwise at its own base lr.
   void apply_schedule() {
     optim::Optimizer<T, D>& o = opt();
     const std::int64_t step = std::min(plan_.step, plan_.total);
     for (std::size_t g = 0; g < o.num_groups(); ++g) {
       double peak = o.base_lr(g);
-      if (plan_.max_lr) peak = o.base_lr(0) > 0 ? *plan_.max_lr * o.base_lr(g) / o.base_lr(0) : *plan_.max_lr;
+      if (plan_.max_lr) peak = base_lr_ > 0 ? *plan_.max_lr * o.base_lr(g) / base_lr_ : *plan_.max_lr;
       o.set_lr(g, optim::lr_at(plan_.schedule, step, plan_.total, peak));
     }
     if (auto m = optim::momentum_at(plan_.schedule, step, plan_.total); m && o.has_momentum()) o.set_momentum(*m);
@@ -613,6 +665,7 @@ class Learner {
   LearnerOptions opts_;
   data::DataLoader loader_;
   std::function<std::unique_ptr<optim::Optimizer<T, D>>(std::vector<optim::ParamGroup<T, D>>)> make_optimizer_;
+  double base_lr_ = 0;  // the optimiser's lr, which lr_scales multiply
   std::unique_ptr<optim::Optimizer<T, D>> optimizer_;
   std::vector<Callback<T, D>> callbacks_;
   std::vector<EpochStats> history_;
