@@ -1,7 +1,7 @@
 // dml/ops/dropout.hpp: inverted dropout with a counter-based mask.
 #pragma once
 
-#include "../backend/dropout.hpp"
+#include "../backend/kernels/dropout.hpp"
 #include "../core/random.hpp"
 #include "common.hpp"
 

@@ -6,7 +6,7 @@
 #include <array>
 #include <cmath>
 
-#include "../backend/optim_functors.hpp"
+#include "../backend/kernels/optim.hpp"
 #include "../config.hpp"
 #include "../core/tensor.hpp"
 #include "optimizer.hpp"
@@ -38,7 +38,7 @@ void adam_update(const O& o, bool decoupled, Tensor<T, D>& p, const Tensor<T, D>
   const double t = static_cast<double>(s.step);
   const double bc1 = 1 - std::pow(o.beta1, t);
   const double bc2 = 1 - std::pow(o.beta2, t);
-  fn::AdamUpdate<T> op{p.data(),
+  kernels::AdamUpdate<T> op{p.data(),
                        g.data(),
                        m.data(),
                        v.data(),
@@ -56,7 +56,7 @@ void adam_update(const O& o, bool decoupled, Tensor<T, D>& p, const Tensor<T, D>
 
 }  // namespace detail
 
-// Adam options. Per update t of a parameter p with gradient g (fn::AdamUpdate):
+// Adam options. Per update t of a parameter p with gradient g (kernels::AdamUpdate):
 //   g' = g + weight_decay * p
 //   m = beta1 * m + (1 - beta1) * g';  v = beta2 * v + (1 - beta2) * g'^2
 //   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)

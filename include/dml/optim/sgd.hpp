@@ -4,7 +4,7 @@
 
 #include <array>
 
-#include "../backend/optim_functors.hpp"
+#include "../backend/kernels/optim.hpp"
 #include "../config.hpp"
 #include "../core/tensor.hpp"
 #include "optimizer.hpp"
@@ -12,7 +12,7 @@
 namespace dml::optim {
 
 // SGD options; bind with optim::make(SGD{...}, module_or_groups). Per step,
-// for a parameter p with gradient g (fn::SgdUpdate):
+// for a parameter p with gradient g (kernels::SgdUpdate):
 //   d = g + weight_decay * p
 //   buf = momentum * buf + (1 - dampening) * d     (first update: buf = d)
 //   d = nesterov ? d + momentum * buf : buf        (when momentum > 0)
@@ -52,7 +52,7 @@ struct SGD {
       buf = Tensor<T, D>::empty(p.shape());
       first = true;
     }
-    fn::SgdUpdate<T> op{p.data(),     g.data(),        momentum > 0 ? buf.data() : nullptr,
+    kernels::SgdUpdate<T> op{p.data(),     g.data(),        momentum > 0 ? buf.data() : nullptr,
                         T(lr),        T(weight_decay), T(momentum),
                         T(1 - dampening), nesterov,    first};
     Backend<D>::optim_update(op, p.numel());

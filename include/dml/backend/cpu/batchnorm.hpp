@@ -1,11 +1,15 @@
 // dml/backend/cpu/batchnorm.hpp: batch normalisation over [n, c, s] (s = h * w
-// for BatchNorm2d, 1 or L for BatchNorm1d). One channel per task; sums run in
-// double for any T, in a fixed order, so results do not depend on threads.
+// for BatchNorm2d, 1 or L for BatchNorm1d) on the host. One channel per task:
+// its sums run in double for any T, sequentially, so results do not depend on
+// threads; the epilogue and the elementwise pass are kernels/batchnorm.hpp's,
+// run on the channel's planes while they are still in cache.
 #pragma once
 
-#include <cmath>
 #include <cstdint>
+#include <vector>
 
+#include "../kernels/batchnorm.hpp"
+#include "../kernels/index.hpp"
 #include "parallel.hpp"
 
 namespace dml::cpu {
@@ -21,6 +25,10 @@ struct BatchNorm {
                                T* running_mean, T* running_var, std::int64_t n, std::int64_t c, std::int64_t s,
                                double momentum, double eps) {
     const std::int64_t m = n * s;
+    std::vector<T> coef(static_cast<std::size_t>(2 * c));
+    const kernels::BnTrainEpilogue<T> epilogue{gamma,       beta, save_mean, save_invstd, running_mean, running_var,
+                                               coef.data(), c,    m,         momentum,    eps};
+    const kernels::BnApply<T> apply{x, coef.data(), y, c, s};
     parallel_for(
         c,
         [&](std::int64_t ch) {
@@ -38,22 +46,8 @@ struct BatchNorm {
               ss += d * d;
             }
           }
-          const double var = ss / double(m);
-          const double invstd = 1.0 / std::sqrt(var + eps);
-          save_mean[ch] = T(mean);
-          save_invstd[ch] = T(invstd);
-          if (running_mean) running_mean[ch] = T((1 - momentum) * double(running_mean[ch]) + momentum * mean);
-          if (running_var)
-            running_var[ch] =
-                T((1 - momentum) * double(running_var[ch]) + momentum * (m > 1 ? ss / double(m - 1) : var));
-          const double scale = (gamma ? double(gamma[ch]) : 1.0) * invstd;
-          const double shift = (beta ? double(beta[ch]) : 0.0) - mean * scale;
-          const T sc = T(scale), sh = T(shift);
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            T* yp = y + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) yp[q] = xp[q] * sc + sh;
-          }
+          epilogue(ch, mean, ss);
+          for (std::int64_t b = 0; b < n; ++b) kernels::run_cols(apply, b * c + ch, 0, s);
         },
         3 * m);
   }
@@ -64,20 +58,14 @@ struct BatchNorm {
   static void batch_norm_eval(const T* x, const T* gamma, const T* beta, const T* mean, const T* var, T* y,
                               T* save_mean, T* save_invstd, std::int64_t n, std::int64_t c, std::int64_t s,
                               double eps) {
+    std::vector<T> coef(static_cast<std::size_t>(2 * c));
+    const kernels::BnEvalStats<T> stats{gamma, beta, mean, var, save_mean, save_invstd, coef.data(), c, eps};
+    const kernels::BnApply<T> apply{x, coef.data(), y, c, s};
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          const double mu = double(mean[ch]);
-          const double invstd = 1.0 / std::sqrt(double(var[ch]) + eps);
-          save_mean[ch] = T(mu);
-          save_invstd[ch] = T(invstd);
-          const double scale = (gamma ? double(gamma[ch]) : 1.0) * invstd;
-          const T sc = T(scale), sh = T((beta ? double(beta[ch]) : 0.0) - mu * scale);
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            T* yp = y + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) yp[q] = xp[q] * sc + sh;
-          }
+          stats(ch);
+          for (std::int64_t b = 0; b < n; ++b) kernels::run_cols(apply, b * c + ch, 0, s);
         },
         n * s);
   }
@@ -89,43 +77,36 @@ struct BatchNorm {
   static void batch_norm_backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* invstd, T* gx,
                                   T* ggamma, T* gbeta, std::int64_t n, std::int64_t c, std::int64_t s,
                                   bool batch_stats) {
+    if (batch_stats)
+      backward<T, true>(gy, x, gamma, mean, invstd, gx, ggamma, gbeta, n, c, s);
+    else
+      backward<T, false>(gy, x, gamma, mean, invstd, gx, ggamma, gbeta, n, c, s);
+  }
+
+ private:
+  template <class T, bool kBatchStats>
+  static void backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* invstd, T* gx, T* ggamma,
+                       T* gbeta, std::int64_t n, std::int64_t c, std::int64_t s) {
     const std::int64_t m = n * s;
+    std::vector<T> coef(static_cast<std::size_t>(3 * c));
+    const kernels::BnBackwardEpilogue<T> epilogue{gamma, invstd, ggamma, gbeta, coef.data(), c, m, kBatchStats};
+    const kernels::BnBackwardApply<T, kBatchStats> apply{gy, x, mean, coef.data(), gx, c, s};
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          const double mu = double(mean[ch]), is = double(invstd[ch]);
-          double sum_g = 0, sum_gx = 0;  // sum gy, sum gy * xhat
+          const double mu = double(mean[ch]);
+          double sum_g = 0, sum_gxc = 0;  // sum gy, sum gy * (x - mean)
           for (std::int64_t b = 0; b < n; ++b) {
             const T* xp = x + (b * c + ch) * s;
             const T* gp = gy + (b * c + ch) * s;
             for (std::int64_t q = 0; q < s; ++q) {
               sum_g += double(gp[q]);
-              sum_gx += double(gp[q]) * (double(xp[q]) - mu);
+              sum_gxc += double(gp[q]) * (double(xp[q]) - mu);
             }
           }
-          sum_gx *= is;
-          if (gbeta) gbeta[ch] = T(sum_g);
-          if (ggamma) ggamma[ch] = T(sum_gx);
-          if (!gx) return;
-          const double k = (gamma ? double(gamma[ch]) : 1.0) * is;
-          if (!batch_stats) {
-            const T kk = T(k);
-            for (std::int64_t b = 0; b < n; ++b) {
-              const T* gp = gy + (b * c + ch) * s;
-              T* dp = gx + (b * c + ch) * s;
-              for (std::int64_t q = 0; q < s; ++q) dp[q] = gp[q] * kk;
-            }
-            return;
-          }
-          // gx = k * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat = (x - mu) * is
-          const double mg = sum_g / double(m), mgx = sum_gx / double(m);
-          const T a = T(k), b0 = T(-k * mg), cx = T(-k * is * mgx), mt = T(mu);
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            const T* gp = gy + (b * c + ch) * s;
-            T* dp = gx + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) dp[q] = a * gp[q] + cx * (xp[q] - mt) + b0;
-          }
+          epilogue(ch, sum_g, sum_gxc);
+          if (gx)
+            for (std::int64_t b = 0; b < n; ++b) kernels::run_cols(apply, b * c + ch, 0, s);
         },
         3 * m);
   }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "../kernels/argmax.hpp"
+#include "launch.hpp"
 #include "parallel.hpp"
 
 namespace dml::cpu {
@@ -53,52 +55,13 @@ struct Reduce {
         len * inner);
   }
 
-  // The reverse of sum_axis: out[o, l, i] = scale * g[o, i].
-  template <class T>
-  static void expand_axis(const T* g, T* out, std::int64_t outer, std::int64_t len, std::int64_t inner, T scale) {
-    parallel_for(
-        outer,
-        [&](std::int64_t o) {
-          for (std::int64_t l = 0; l < len; ++l)
-            for (std::int64_t i = 0; i < inner; ++i) out[(o * len + l) * inner + i] = scale * g[o * inner + i];
-        },
-        len * inner);
-  }
-
-  // out[o, i] = max_l x[o, l, i] and arg[o, i] its first index l.
+  // out[o, i] = max_l x[o, l, i] and arg[o, i] its first index l (len > 0;
+  // the order of kernels/argmax.hpp).
   template <class T>
   static void max_axis(const T* x, T* out, std::int64_t* arg, std::int64_t outer, std::int64_t len,
                        std::int64_t inner) {
-    parallel_for(
-        outer * inner,
-        [&](std::int64_t t) {
-          std::int64_t o = t / inner, i = t % inner;
-          const T* xo = x + o * len * inner + i;
-          T best = xo[0];
-          std::int64_t bi = 0;
-          for (std::int64_t l = 1; l < len; ++l)
-            if (xo[l * inner] > best) {
-              best = xo[l * inner];
-              bi = l;
-            }
-          out[t] = best;
-          arg[t] = bi;
-        },
-        len);
-  }
-
-  // dx = 0 except dx[o, arg[o, i], i] = g[o, i].
-  template <class T>
-  static void max_axis_backward(const T* g, const std::int64_t* arg, T* dx, std::int64_t outer, std::int64_t len,
-                                std::int64_t inner) {
-    parallel_for(
-        outer,
-        [&](std::int64_t o) {
-          T* d = dx + o * len * inner;
-          for (std::int64_t k = 0; k < len * inner; ++k) d[k] = T(0);
-          for (std::int64_t i = 0; i < inner; ++i) d[arg[o * inner + i] * inner + i] = g[o * inner + i];
-        },
-        len * inner);
+    if (len <= 0) return;
+    Launch::for_each(outer * inner, kernels::ArgmaxScan<T>{x, out, arg, len, inner}, len);
   }
 };
 

@@ -1,5 +1,6 @@
-// dml/backend/cpu/rows.hpp: row-wise kernels on N x C matrices: gather and
-// scatter of one column per row, L2 normalisation, log-softmax, cross-entropy.
+// dml/backend/cpu/rows.hpp: the row reductions on N x C matrices, a
+// sequential sum per row: L2 normalisation, log-softmax, the smoothed NLL
+// (gathers, scatters and the cross-entropy gradient are in kernels/portable.hpp).
 #pragma once
 
 #include <cstdint>
@@ -10,24 +11,6 @@
 namespace dml::cpu {
 
 struct Rows {
-  // out[r] = x[r, idx[r]]; indices are validated by the caller.
-  template <class T>
-  static void gather_cols(const T* x, const std::int64_t* idx, T* out, std::int64_t rows, std::int64_t cols) {
-    parallel_for(rows, [&](std::int64_t r) { out[r] = x[r * cols + idx[r]]; });
-  }
-  // dx = 0 except dx[r, idx[r]] = g[r].
-  template <class T>
-  static void scatter_cols(const T* g, const std::int64_t* idx, T* dx, std::int64_t rows, std::int64_t cols) {
-    parallel_for(
-        rows,
-        [&](std::int64_t r) {
-          T* d = dx + r * cols;
-          for (std::int64_t c = 0; c < cols; ++c) d[c] = T(0);
-          d[idx[r]] = g[r];
-        },
-        cols);
-  }
-
   // y[r] = x[r] / max(|x[r]|, eps); norm[r] = |x[r]| (unclamped).
   template <class T>
   static void l2_normalize(const T* x, T* y, T* norm, std::int64_t rows, std::int64_t cols, T eps) {
@@ -112,21 +95,6 @@ struct Rows {
             l -= eps / T(cols) * s;
           }
           loss[r] = l;
-        },
-        cols);
-  }
-  // d(mean loss)/dlogits scaled by the upstream scalar g: (softmax - q) * g / rows.
-  template <class T>
-  static void cross_entropy_backward(const T* logp, const std::int64_t* labels, const T* g, T* dx,
-                                     std::int64_t rows, std::int64_t cols, T eps) {
-    T scale = g[0] / T(rows);
-    parallel_for(
-        rows,
-        [&](std::int64_t r) {
-          for (std::int64_t c = 0; c < cols; ++c) {
-            T q = eps / T(cols) + (c == labels[r] ? T(1) - eps : T(0));
-            dx[r * cols + c] = (math::exp(logp[r * cols + c]) - q) * scale;
-          }
         },
         cols);
   }

@@ -1,16 +1,16 @@
 // dml/backend/cuda/batchnorm.cuh: batch normalisation over [n, c, s] (s = h * w
 // for BatchNorm2d, 1 or L for BatchNorm1d), with the CPU backend's semantics.
 //
-// Per-channel statistics run one block per channel and sum in double for any
-// T, as the CPU does, in an order fixed by the shapes (block-stride partials,
-// then a block sum): deterministic, though not the CPU's sequential order.
-// The per-channel affine coefficients are rounded to T exactly as on the CPU
-// and applied by an elementwise kernel over all n * c * s values.
+// Per-channel sums run one block per channel in double for any T, as the CPU
+// does, in an order fixed by the shapes (block-stride partials, then a block
+// sum): deterministic, though not the CPU's sequential order. What follows the
+// sums (kernels/batchnorm.hpp's epilogues, then the elementwise pass over all
+// n * c * s values) is the CPU's code.
 #pragma once
 
 #include <cstdint>
 
-#include "../math.hpp"
+#include "../kernels/batchnorm.hpp"
 #include "launch.cuh"
 #include "memory.cuh"
 
@@ -24,13 +24,11 @@ DML_HD std::int64_t bn_index(std::int64_t k, std::int64_t ch, std::int64_t c, st
   return ((k / s) * c + ch) * s + k % s;
 }
 
-// Batch mean and biased variance per channel (two passes, in double); writes
-// save_mean, save_invstd, the running statistics (when non-null) and the
-// affine coefficients coef[ch] = scale, coef[c + ch] = shift.
+// Batch mean and sum of squared deviations per channel (two passes, in
+// double), handed to the epilogue (statistics, running statistics, coef).
 template <class T>
-__global__ void bn_train_stats_kernel(const T* x, const T* gamma, const T* beta, T* save_mean, T* save_invstd,
-                                      T* running_mean, T* running_var, T* coef, std::int64_t n, std::int64_t c,
-                                      std::int64_t s, double momentum, double eps) {
+__global__ void bn_train_stats_kernel(const T* x, kernels::BnTrainEpilogue<T> epilogue, std::int64_t n,
+                                      std::int64_t c, std::int64_t s) {
   __shared__ double scratch[kWarp];
   const std::int64_t m = n * s;
   for (std::int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
@@ -43,69 +41,20 @@ __global__ void bn_train_stats_kernel(const T* x, const T* gamma, const T* beta,
       ss += d * d;
     }
     ss = block_sum(ss, scratch);
-    if (threadIdx.x == 0) {
-      const double var = ss / double(m);
-      const double invstd = 1.0 / math::sqrt(var + eps);
-      save_mean[ch] = T(mean);
-      save_invstd[ch] = T(invstd);
-      if (running_mean) running_mean[ch] = T((1 - momentum) * double(running_mean[ch]) + momentum * mean);
-      if (running_var)
-        running_var[ch] = T((1 - momentum) * double(running_var[ch]) + momentum * (m > 1 ? ss / double(m - 1) : var));
-      const double scale = (gamma ? double(gamma[ch]) : 1.0) * invstd;
-      coef[ch] = T(scale);
-      coef[c + ch] = T((beta ? double(beta[ch]) : 0.0) - mean * scale);
-    }
+    if (threadIdx.x == 0) epilogue(ch, mean, ss);
   }
 }
 
-// Inference statistics of channel ch: the given mean and var.
+// Per channel: sum gy and sum gy * (x - mean) (in double), handed to the
+// epilogue (gbeta, ggamma and the coefficients of gx).
 template <class T>
-struct BnEvalStatsOp {
-  const T* gamma;
-  const T* beta;
-  const T* mean;
-  const T* var;
-  T* save_mean;
-  T* save_invstd;
-  T* coef;
-  std::int64_t c;
-  double eps;
-  DML_HD void operator()(std::int64_t ch) const {
-    const double mu = double(mean[ch]);
-    const double invstd = 1.0 / math::sqrt(double(var[ch]) + eps);
-    save_mean[ch] = T(mu);
-    save_invstd[ch] = T(invstd);
-    const double scale = (gamma ? double(gamma[ch]) : 1.0) * invstd;
-    coef[ch] = T(scale);
-    coef[c + ch] = T((beta ? double(beta[ch]) : 0.0) - mu * scale);
-  }
-};
-
-// y = x * scale[ch] + shift[ch]
-template <class T>
-struct BnApplyOp {
-  const T* x;
-  const T* coef;
-  T* y;
-  std::int64_t c, s;
-  DML_HD void operator()(std::int64_t i) const {
-    const std::int64_t ch = (i / s) % c;
-    y[i] = x[i] * coef[ch] + coef[c + ch];
-  }
-};
-
-// Per channel: sum gy and sum gy * xhat (in double); writes gbeta, ggamma
-// (when non-null) and the coefficients of gx into coef[0..3c):
-//   batch statistics:  gx = a gy + cx (x - mean) + b0    (a, b0, cx)
-//   fixed statistics:  gx = a gy                         (a)
-template <class T>
-__global__ void bn_backward_stats_kernel(const T* gy, const T* x, const T* gamma, const T* mean, const T* invstd,
-                                         T* ggamma, T* gbeta, T* coef, std::int64_t n, std::int64_t c, std::int64_t s,
-                                         bool batch_stats) {
+__global__ void bn_backward_stats_kernel(const T* gy, const T* x, const T* mean,
+                                         kernels::BnBackwardEpilogue<T> epilogue, std::int64_t n, std::int64_t c,
+                                         std::int64_t s) {
   __shared__ double scratch[kWarp];
   const std::int64_t m = n * s;
   for (std::int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
-    const double mu = double(mean[ch]), is = double(invstd[ch]);
+    const double mu = double(mean[ch]);
     double sg = 0, sgx = 0;
     for (std::int64_t k = threadIdx.x; k < m; k += blockDim.x) {
       const std::int64_t i = bn_index(k, ch, c, s);
@@ -113,39 +62,10 @@ __global__ void bn_backward_stats_kernel(const T* gy, const T* x, const T* gamma
       sgx += double(gy[i]) * (double(x[i]) - mu);
     }
     const double sum_g = block_sum(sg, scratch);
-    const double sum_gx = block_sum(sgx, scratch) * is;
-    if (threadIdx.x == 0) {
-      if (gbeta) gbeta[ch] = T(sum_g);
-      if (ggamma) ggamma[ch] = T(sum_gx);
-      const double k = (gamma ? double(gamma[ch]) : 1.0) * is;
-      coef[ch] = T(k);
-      if (batch_stats) {
-        const double mg = sum_g / double(m), mgx = sum_gx / double(m);
-        coef[c + ch] = T(-k * mg);
-        coef[2 * c + ch] = T(-k * is * mgx);
-      }
-    }
+    const double sum_gxc = block_sum(sgx, scratch);
+    if (threadIdx.x == 0) epilogue(ch, sum_g, sum_gxc);
   }
 }
-
-template <class T>
-struct BnBackwardApplyOp {
-  const T* gy;
-  const T* x;
-  const T* mean;
-  const T* coef;
-  T* gx;
-  std::int64_t c, s;
-  bool batch_stats;
-  DML_HD void operator()(std::int64_t i) const {
-    const std::int64_t ch = (i / s) % c;
-    if (!batch_stats) {
-      gx[i] = gy[i] * coef[ch];
-      return;
-    }
-    gx[i] = coef[ch] * gy[i] + coef[2 * c + ch] * (x[i] - mean[ch]) + coef[c + ch];
-  }
-};
 
 }  // namespace detail
 
@@ -161,10 +81,11 @@ struct BatchNorm {
                                double momentum, double eps) {
     if (c <= 0 || n * s <= 0) return;
     DeviceBuffer<T> coef(static_cast<std::size_t>(2 * c));
-    detail::bn_train_stats_kernel<<<detail::bn_grid(c), detail::kBlock, 0, stream()>>>(
-        x, gamma, beta, save_mean, save_invstd, running_mean, running_var, coef.get(), n, c, s, momentum, eps);
+    const kernels::BnTrainEpilogue<T> epilogue{gamma,      beta, save_mean, save_invstd, running_mean, running_var,
+                                               coef.get(), c,    n * s,     momentum,    eps};
+    detail::bn_train_stats_kernel<<<detail::bn_grid(c), detail::kBlock, 0, stream()>>>(x, epilogue, n, c, s);
     DML_CUDA_CHECK_LAUNCH();
-    detail::for_each(n * c * s, detail::BnApplyOp<T>{x, coef.get(), y, c, s});
+    Launch::for_each_2d(n * c, s, kernels::BnApply<T>{x, coef.get(), y, c, s});
   }
 
   // Inference: normalise with the given statistics (the running ones). Also
@@ -175,8 +96,8 @@ struct BatchNorm {
                               double eps) {
     if (c <= 0) return;
     DeviceBuffer<T> coef(static_cast<std::size_t>(2 * c));
-    detail::for_each(c, detail::BnEvalStatsOp<T>{gamma, beta, mean, var, save_mean, save_invstd, coef.get(), c, eps});
-    if (n * s > 0) detail::for_each(n * c * s, detail::BnApplyOp<T>{x, coef.get(), y, c, s});
+    Launch::for_each(c, kernels::BnEvalStats<T>{gamma, beta, mean, var, save_mean, save_invstd, coef.get(), c, eps});
+    Launch::for_each_2d(n * c, s, kernels::BnApply<T>{x, coef.get(), y, c, s});
   }
 
   // Gradients given gy. batch_stats: the statistics were the batch's own (so
@@ -188,11 +109,15 @@ struct BatchNorm {
                                   bool batch_stats) {
     if (c <= 0) return;
     DeviceBuffer<T> coef(static_cast<std::size_t>(3 * c));
-    detail::bn_backward_stats_kernel<<<detail::bn_grid(c), detail::kBlock, 0, stream()>>>(
-        gy, x, gamma, mean, invstd, ggamma, gbeta, coef.get(), n, c, s, batch_stats);
+    const kernels::BnBackwardEpilogue<T> epilogue{gamma, invstd, ggamma, gbeta, coef.get(), c, n * s, batch_stats};
+    detail::bn_backward_stats_kernel<<<detail::bn_grid(c), detail::kBlock, 0, stream()>>>(gy, x, mean, epilogue, n,
+                                                                                            c, s);
     DML_CUDA_CHECK_LAUNCH();
-    if (gx && n * s > 0)
-      detail::for_each(n * c * s, detail::BnBackwardApplyOp<T>{gy, x, mean, coef.get(), gx, c, s, batch_stats});
+    if (!gx) return;
+    if (batch_stats)
+      Launch::for_each_2d(n * c, s, kernels::BnBackwardApply<T, true>{gy, x, mean, coef.get(), gx, c, s});
+    else
+      Launch::for_each_2d(n * c, s, kernels::BnBackwardApply<T, false>{gy, x, mean, coef.get(), gx, c, s});
   }
 };
 

@@ -1,84 +1,17 @@
-// dml/backend/cuda/elementwise.cuh: fills, maps, broadcasts, the broadcast
-// gradient reduction and the 2-D transpose on the device.
-//
-// Every elementwise kernel is detail::for_each (one grid-stride kernel
-// template) running a small op struct that calls a dml::fn functor: the same
-// lines the CPU backend runs.
+// dml/backend/cuda/elementwise.cuh: the broadcast gradient reduction (a block
+// per target for long reductions, else kernels::ReduceTo) and the tiled 2-D
+// transpose on the device (fills, maps and broadcasts are in
+// kernels/portable.hpp).
 #pragma once
 
 #include <cstdint>
 
 #include "../broadcast.hpp"
+#include "../kernels/broadcast.hpp"
 #include "launch.cuh"
 
 namespace dml::cuda {
 namespace detail {
-
-template <class T>
-struct FillOp {
-  T* out;
-  T value;
-  DML_HD void operator()(std::int64_t i) const { out[i] = value; }
-};
-template <class F, class T>
-struct MapOp {
-  F f;
-  const T* a;
-  T* out;
-  DML_HD void operator()(std::int64_t i) const { out[i] = f(a[i]); }
-};
-template <class F, class T>
-struct MapBackwardOp {
-  F f;
-  const T* x;
-  const T* y;
-  const T* g;
-  T* dx;
-  DML_HD void operator()(std::int64_t i) const { dx[i] = f.grad(x[i], y[i], g[i]); }
-};
-template <class F, class T>
-struct ZipOp {
-  F f;
-  const T* a;
-  const T* b;
-  T* out;
-  DML_HD void operator()(std::int64_t i) const { out[i] = f(a[i], b[i]); }
-};
-template <class F, class T>
-struct Zip3Op {
-  F f;
-  const T* a;
-  const T* b;
-  const T* c;
-  T* out;
-  DML_HD void operator()(std::int64_t i) const { out[i] = f(a[i], b[i], c[i]); }
-};
-template <class F, class T>
-struct BroadcastZipOp {
-  F f;
-  ::dml::detail::BroadcastPlan p;  // by value: it travels in the kernel's parameters
-  const T* a;
-  const T* b;
-  T* out;
-  DML_HD void operator()(std::int64_t i) const {
-    std::int64_t oa, ob;
-    p.offsets(i, oa, ob);
-    out[i] = f(a[oa], b[ob]);
-  }
-};
-// One thread per target element, summing its reduced elements in index order.
-template <class T>
-struct ReduceToOp {
-  ::dml::detail::ReducePlan p;
-  const T* full;
-  T* out;
-  DML_HD void operator()(std::int64_t t) const {
-    std::int64_t base = p.base(t);
-    T acc = T(0);
-    for (std::int64_t k = 0; k < p.red_count; ++k) acc += full[base + p.reduced(k)];
-    out[t] = acc;
-  }
-};
 
 // One block per target element for long reductions into few targets.
 template <class T>
@@ -119,35 +52,6 @@ __global__ void transpose_kernel(const T* x, T* y, std::int64_t rows, std::int64
 }  // namespace detail
 
 struct Elementwise {
-  template <class T>
-  static void fill(T* out, std::int64_t n, T value) {
-    detail::for_each(n, detail::FillOp<T>{out, value});
-  }
-  // out[i] = f(a[i]); out may alias a.
-  template <class F, class T>
-  static void map(F f, const T* a, T* out, std::int64_t n) {
-    detail::for_each(n, detail::MapOp<F, T>{f, a, out});
-  }
-  // dx[i] = f.grad(x[i], y[i], g[i])
-  template <class F, class T>
-  static void map_backward(F f, const T* x, const T* y, const T* g, T* dx, std::int64_t n) {
-    detail::for_each(n, detail::MapBackwardOp<F, T>{f, x, y, g, dx});
-  }
-  // out[i] = f(a[i], b[i]); out may alias a or b.
-  template <class F, class T>
-  static void zip(F f, const T* a, const T* b, T* out, std::int64_t n) {
-    detail::for_each(n, detail::ZipOp<F, T>{f, a, b, out});
-  }
-  // out[i] = f(a[i], b[i], c[i])
-  template <class F, class T>
-  static void zip3(F f, const T* a, const T* b, const T* c, T* out, std::int64_t n) {
-    detail::for_each(n, detail::Zip3Op<F, T>{f, a, b, c, out});
-  }
-  // out = f(a, b) under a broadcast plan.
-  template <class F, class T>
-  static void broadcast_zip(F f, const ::dml::detail::BroadcastPlan& p, const T* a, const T* b, T* out) {
-    detail::for_each(p.numel(), detail::BroadcastZipOp<F, T>{f, p, a, b, out});
-  }
   // out[t] = sum of `full` over the plan's reduced dimensions. The kernel is
   // chosen from the shapes alone, so results are the same run after run.
   template <class T>
@@ -158,7 +62,7 @@ struct Elementwise {
           p, full, out, target_numel);
       DML_CUDA_CHECK_LAUNCH();
     } else {
-      detail::for_each(target_numel, detail::ReduceToOp<T>{p, full, out});
+      detail::for_each(target_numel, kernels::ReduceTo<T>{p, full, out});
     }
   }
   // y (C x R) = transpose of x (R x C).

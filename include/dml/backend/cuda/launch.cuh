@@ -2,14 +2,16 @@
 // block reductions the other kernels share.
 //
 // for_each(n, op) runs op(i) for every i in [0, n) with one grid-stride kernel
-// template. The op is a small named struct (pointers + a dml::fn functor) with
-// a DML_HD call operator, so elementwise kernels need no device lambdas and
-// run the very functors the CPU backend runs.
+// template. The ops are the index functors of backend/kernels/ (small named
+// structs with a DML_HD call operator), so kernels need no device lambdas and
+// run the very lines the CPU backend runs.
 #pragma once
 
 #include <cstdint>
 
 #include "../../config.hpp"
+#include "../kernels/argmax.hpp"
+#include "../kernels/index.hpp"
 #include "context.cuh"
 
 namespace dml::cuda::detail {
@@ -40,6 +42,17 @@ void for_each(std::int64_t n, const Op& op) {
   DML_CUDA_CHECK_LAUNCH();
 }
 
+// A 2-D op (kernels/index.hpp) as a 1-D one: thread k runs (k / cols, k % cols).
+template <class Op>
+struct Flat2d {
+  Op op;
+  std::int64_t cols;
+  DML_HD void operator()(std::int64_t k) const {
+    const std::int64_t c = k % cols;
+    kernels::run_cols(op, k / cols, c, c + 1);
+  }
+};
+
 // Sum over the 32 lanes, returned in every lane. The xor butterfly adds the
 // same two operands in every lane of a pair, so all lanes hold identical bits
 // and the order is fixed: deterministic.
@@ -58,28 +71,6 @@ __device__ __forceinline__ T warp_max(T v) {
   return v;
 }
 
-// Whether the candidate (cv, ci) beats (v, i) in an argmax that matches the
-// CPU scan: best = x[0]; take x[l] when x[l] > best. So a NaN can only win at
-// index 0 (and then it wins), other NaNs never win, and ties go to the
-// smaller index. An index of -1 marks an empty pair.
-template <class T>
-DML_HD bool argmax_better(T v, std::int64_t i, T cv, std::int64_t ci) {
-  if (ci < 0) return false;
-  if (cv != cv) return ci == 0;  // a NaN wins only at index 0
-  if (i < 0) return true;
-  if (v != v) return false;  // a NaN held here sits at index 0
-  return cv > v || (cv == v && ci < i);
-}
-
-// Lane-local step of that scan: element x at index l.
-template <class T>
-DML_HD void argmax_push(T& v, std::int64_t& i, T x, std::int64_t l) {
-  if (argmax_better(v, i, x, l)) {
-    v = x;
-    i = l;
-  }
-}
-
 // Combines every lane's pair; the winner ends up in every lane (it is the
 // maximum of a total order, so each lane of a butterfly pair picks the same).
 template <class T>
@@ -87,7 +78,7 @@ __device__ __forceinline__ void warp_argmax(T& v, std::int64_t& idx) {
   for (int m = kWarp / 2; m > 0; m >>= 1) {
     T ov = __shfl_xor_sync(0xffffffffu, v, m);
     long long oi = __shfl_xor_sync(0xffffffffu, static_cast<long long>(idx), m);
-    argmax_push(v, idx, ov, static_cast<std::int64_t>(oi));
+    kernels::argmax_push(v, idx, ov, static_cast<std::int64_t>(oi));
   }
 }
 
@@ -106,3 +97,22 @@ __device__ __forceinline__ T block_sum(T v, T* scratch) {
 }
 
 }  // namespace dml::cuda::detail
+
+namespace dml::cuda {
+
+// How the device runs the index functors of backend/kernels/: one
+// grid-stride kernel template, queued on the context's stream. `cost` is the
+// host's threading hint and is ignored here.
+struct Launch {
+  template <class Op>
+  static void for_each(std::int64_t n, const Op& op, std::int64_t /*cost*/ = 1) {
+    detail::for_each(n, op);
+  }
+  template <class Op>
+  static void for_each_2d(std::int64_t rows, std::int64_t cols, const Op& op, std::int64_t /*cost*/ = 1) {
+    if (rows <= 0 || cols <= 0) return;
+    detail::for_each(rows * cols, detail::Flat2d<Op>{op, cols});
+  }
+};
+
+}  // namespace dml::cuda

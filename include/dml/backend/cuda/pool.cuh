@@ -1,20 +1,15 @@
-// dml/backend/cuda/pool.cuh: max pooling with padding, and adaptive average
-// and max pooling, on NCHW planes.
+// dml/backend/cuda/pool.cuh: the pooling backwards on the device (the
+// forwards are kernels/pool.hpp's).
 //
-// Forward kernels run a thread per output cell and scan its window in the
-// CPU's order, so values and argmax indices (ties, NaN) are the CPU's. The
-// backwards are gathers, not scatters: a thread per input element adds the
-// gradients of the cells that chose it (or cover it) in the order the CPU's
-// scatter adds them, so there are no atomics and the sums are the CPU's, bit
-// for bit.
+// They are gathers, not the host's scatters: a thread per input element adds
+// the gradients of the cells that chose it (or cover it) in the order the
+// host's scatter adds them, so there are no atomics and the sums are the
+// host's, bit for bit.
 #pragma once
-
-#include <math.h>
 
 #include <cstdint>
 
 #include "../geometry.hpp"
-#include "../math.hpp"
 #include "launch.cuh"
 
 namespace dml::cuda {
@@ -29,40 +24,6 @@ DML_HD void covering(std::int64_t i, std::int64_t k, std::int64_t s, std::int64_
   hi = (i + p) / s;  // q * s <= i + p
   if (hi > out - 1) hi = out - 1;
 }
-
-template <class T>
-struct MaxPoolOp {
-  Pool2dGeom g;
-  const T* x;
-  T* y;
-  std::int64_t* arg;
-  DML_HD void operator()(std::int64_t k) const {
-    const std::int64_t ow = k % g.wo, oh = (k / g.wo) % g.ho, plane = k / (g.wo * g.ho);
-    const T* xp = x + plane * g.h * g.w;
-    const std::int64_t h0 = math::max<std::int64_t>(oh * g.sh - g.ph, 0);
-    const std::int64_t h1 = math::min<std::int64_t>(oh * g.sh - g.ph + g.kh, g.h);
-    const std::int64_t w0 = math::max<std::int64_t>(ow * g.sw - g.pw, 0);
-    const std::int64_t w1 = math::min<std::int64_t>(ow * g.sw - g.pw + g.kw, g.w);
-    // The CPU's rule: the first strict maximum from -inf, unless there is a NaN: then the first NaN.
-    T best = -static_cast<T>(INFINITY);
-    std::int64_t bi = h0 * g.w + w0;
-    for (std::int64_t ih = h0; ih < h1; ++ih)
-      for (std::int64_t iw = w0; iw < w1; ++iw) {
-        const T v = xp[ih * g.w + iw];
-        if (v != v) {
-          y[k] = v;
-          arg[k] = ih * g.w + iw;
-          return;
-        }
-        if (v > best) {
-          best = v;
-          bi = ih * g.w + iw;
-        }
-      }
-    y[k] = best;
-    arg[k] = bi;
-  }
-};
 
 // gx[i] += gy[q] for every output q (in increasing order) whose argmax is i.
 template <class T>
@@ -96,23 +57,6 @@ DML_HD void adaptive_covering(std::int64_t i, std::int64_t in, std::int64_t out,
   if (hi > out - 1) hi = out - 1;
 }
 
-template <class T>
-struct AdaptiveAvgOp {
-  AdaptivePoolGeom g;
-  const T* x;
-  T* y;
-  DML_HD void operator()(std::int64_t k) const {
-    const std::int64_t j = k % g.wo, i = (k / g.wo) % g.ho, plane = k / (g.wo * g.ho);
-    const std::int64_t b = plane / g.c, ch = plane % g.c;
-    const T* xp = x + plane * g.h * g.w;
-    const std::int64_t h0 = g.row_begin(i), h1 = g.row_end(i), w0 = g.col_begin(j), w1 = g.col_end(j);
-    T acc = T(0);
-    for (std::int64_t ih = h0; ih < h1; ++ih)
-      for (std::int64_t iw = w0; iw < w1; ++iw) acc += xp[ih * g.w + iw];
-    y[g.y_plane(b, ch) + i * g.wo + j] = acc / T((h1 - h0) * (w1 - w0));
-  }
-};
-
 // gx[i] += gy[cell] / cell size for every cell containing i, in row-major cell order.
 template <class T>
 struct AdaptiveAvgBackwardOp {
@@ -134,32 +78,6 @@ struct AdaptiveAvgBackwardOp {
         acc += gyp[i * g.wo + j] / T((h1 - h0) * (w1 - w0));
       }
     gx[k] = acc;
-  }
-};
-
-template <class T>
-struct AdaptiveMaxOp {
-  AdaptivePoolGeom g;
-  const T* x;
-  T* y;
-  std::int64_t* arg;
-  DML_HD void operator()(std::int64_t k) const {
-    const std::int64_t j = k % g.wo, i = (k / g.wo) % g.ho, plane = k / (g.wo * g.ho);
-    const std::int64_t b = plane / g.c, ch = plane % g.c;
-    const T* xp = x + plane * g.h * g.w;
-    const std::int64_t h0 = g.row_begin(i), h1 = g.row_end(i), w0 = g.col_begin(j), w1 = g.col_end(j);
-    T best = xp[h0 * g.w + w0];
-    std::int64_t bi = h0 * g.w + w0;
-    for (std::int64_t ih = h0; ih < h1; ++ih)
-      for (std::int64_t iw = w0; iw < w1; ++iw) {
-        const T v = xp[ih * g.w + iw];
-        if (v > best || (v != v && best == best)) {
-          best = v;
-          bi = ih * g.w + iw;
-        }
-      }
-    y[g.y_plane(b, ch) + i * g.wo + j] = best;
-    arg[k] = bi;
   }
 };
 
@@ -190,14 +108,6 @@ struct AdaptiveMaxBackwardOp {
 }  // namespace detail
 
 struct Pool {
-  // y = max over each window (padding never wins); arg = the flat index
-  // ih * w + iw of the first maximum in row-major order, as PyTorch. NaN
-  // counts as the maximum (the first NaN wins).
-  template <class T>
-  static void max_pool2d(const Pool2dGeom& g, const T* x, T* y, std::int64_t* arg) {
-    detail::for_each(g.n * g.c * g.ho * g.wo, detail::MaxPoolOp<T>{g, x, y, arg});
-  }
-
   // gx += the gradient routed to each window's maximum.
   template <class T>
   static void max_pool2d_backward(const Pool2dGeom& g, const T* gy, const std::int64_t* arg, T* gx) {
@@ -205,23 +115,10 @@ struct Pool {
     detail::for_each(g.n * g.c * g.h * g.w, detail::MaxPoolBackwardOp<T>{g, gy, arg, gx});
   }
 
-  // Average of each adaptive cell (geometry in AdaptivePoolGeom).
-  template <class T>
-  static void adaptive_avg_pool2d(const AdaptivePoolGeom& g, const T* x, T* y) {
-    detail::for_each(g.n * g.c * g.ho * g.wo, detail::AdaptiveAvgOp<T>{g, x, y});
-  }
-
   // gx += gy spread evenly over each cell.
   template <class T>
   static void adaptive_avg_pool2d_backward(const AdaptivePoolGeom& g, const T* gy, T* gx) {
     detail::for_each(g.n * g.c * g.h * g.w, detail::AdaptiveAvgBackwardOp<T>{g, gy, gx});
-  }
-
-  // Maximum of each adaptive cell; arg holds the flat in-plane index of the
-  // first maximum, laid out [n, c, ho, wo] (not widened by y_channels).
-  template <class T>
-  static void adaptive_max_pool2d(const AdaptivePoolGeom& g, const T* x, T* y, std::int64_t* arg) {
-    detail::for_each(g.n * g.c * g.ho * g.wo, detail::AdaptiveMaxOp<T>{g, x, y, arg});
   }
 
   // gx += gy routed to each cell's maximum.

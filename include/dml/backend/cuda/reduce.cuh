@@ -111,41 +111,8 @@ struct SumChunksOp {
   }
 };
 
-template <class T>
-struct ExpandOp {
-  const T* g;
-  T* out;
-  std::int64_t len, inner;
-  T scale;
-  DML_HD void operator()(std::int64_t k) const {
-    std::int64_t o = k / (len * inner), i = k % inner;
-    out[k] = scale * g[o * inner + i];
-  }
-};
-
-// The CPU scan for one (o, i) with inner > 1.
-template <class T>
-struct MaxColsOp {
-  const T* x;
-  T* out;
-  std::int64_t* arg;
-  std::int64_t len, inner;
-  DML_HD void operator()(std::int64_t t) const {
-    std::int64_t o = t / inner, i = t % inner;
-    const T* p = x + o * len * inner + i;
-    T best = p[0];
-    std::int64_t bi = 0;
-    for (std::int64_t l = 1; l < len; ++l)
-      if (p[l * inner] > best) {
-        best = p[l * inner];
-        bi = l;
-      }
-    out[t] = best;
-    arg[t] = bi;
-  }
-};
-
-// Row maxima (inner == 1): one warp per row, same answer as the CPU scan.
+// Row maxima (inner == 1): one warp per row, lanes combined in the order of
+// kernels/argmax.hpp, so the answer is the host scan's.
 template <class T>
 __global__ void max_rows_kernel(const T* x, T* out, std::int64_t* arg, std::int64_t rows, std::int64_t len) {
   int lane = threadIdx.x % kWarp;
@@ -154,7 +121,7 @@ __global__ void max_rows_kernel(const T* x, T* out, std::int64_t* arg, std::int6
   for (std::int64_t r = warp; r < rows; r += warps) {
     T v = T(0);
     std::int64_t idx = -1;
-    for (std::int64_t l = lane; l < len; l += kWarp) argmax_push(v, idx, x[r * len + l], l);
+    for (std::int64_t l = lane; l < len; l += kWarp) kernels::argmax_push(v, idx, x[r * len + l], l);
     warp_argmax(v, idx);
     if (lane == 0) {
       out[r] = v;
@@ -162,19 +129,6 @@ __global__ void max_rows_kernel(const T* x, T* out, std::int64_t* arg, std::int6
     }
   }
 }
-
-template <class T>
-struct MaxBackwardOp {
-  const T* g;
-  const std::int64_t* arg;
-  T* dx;
-  std::int64_t len, inner;
-  DML_HD void operator()(std::int64_t k) const {
-    std::int64_t o = k / (len * inner), rem = k % (len * inner), l = rem / inner, i = rem % inner;
-    std::int64_t t = o * inner + i;
-    dx[k] = arg[t] == l ? g[t] : T(0);
-  }
-};
 
 }  // namespace detail
 
@@ -234,12 +188,6 @@ struct Reduce {
     detail::for_each(outputs, detail::SumColsOp<T>{x, out, len, inner, scale});
   }
 
-  // The reverse of sum_axis: out[o, l, i] = scale * g[o, i].
-  template <class T>
-  static void expand_axis(const T* g, T* out, std::int64_t outer, std::int64_t len, std::int64_t inner, T scale) {
-    detail::for_each(outer * len * inner, detail::ExpandOp<T>{g, out, len, inner, scale});
-  }
-
   // out[o, i] = max_l x[o, l, i] and arg[o, i] its first index l (len > 0).
   template <class T>
   static void max_axis(const T* x, T* out, std::int64_t* arg, std::int64_t outer, std::int64_t len,
@@ -251,14 +199,7 @@ struct Reduce {
       DML_CUDA_CHECK_LAUNCH();
       return;
     }
-    detail::for_each(outer * inner, detail::MaxColsOp<T>{x, out, arg, len, inner});
-  }
-
-  // dx = 0 except dx[o, arg[o, i], i] = g[o, i].
-  template <class T>
-  static void max_axis_backward(const T* g, const std::int64_t* arg, T* dx, std::int64_t outer, std::int64_t len,
-                                std::int64_t inner) {
-    detail::for_each(outer * len * inner, detail::MaxBackwardOp<T>{g, arg, dx, len, inner});
+    detail::for_each(outer * inner, kernels::ArgmaxScan<T>{x, out, arg, len, inner});
   }
 };
 

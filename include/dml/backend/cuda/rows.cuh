@@ -1,5 +1,6 @@
-// dml/backend/cuda/rows.cuh: row-wise kernels on N x C matrices: gather and
-// scatter of one column per row, L2 normalisation, log-softmax, cross-entropy.
+// dml/backend/cuda/rows.cuh: the row reductions on N x C matrices: L2
+// normalisation, log-softmax, the smoothed NLL (gathers, scatters and the
+// cross-entropy gradient are in kernels/portable.hpp).
 //
 // Row reductions use one warp per row (lanes stride over the columns, then an
 // xor-butterfly sum leaves the same bits in every lane): deterministic.
@@ -28,27 +29,6 @@ void for_each_row(std::int64_t rows, const Body& body) {
   warp_rows_kernel<<<grid_for(rows * kWarp), kBlock, 0, stream()>>>(body, rows);
   DML_CUDA_CHECK_LAUNCH();
 }
-
-template <class T>
-struct GatherColsOp {
-  const T* x;
-  const std::int64_t* idx;
-  T* out;
-  std::int64_t cols;
-  DML_HD void operator()(std::int64_t r) const { out[r] = x[r * cols + idx[r]]; }
-};
-
-template <class T>
-struct ScatterColsOp {
-  const T* g;
-  const std::int64_t* idx;
-  T* dx;
-  std::int64_t cols;
-  DML_HD void operator()(std::int64_t k) const {
-    std::int64_t r = k / cols, c = k % cols;
-    dx[k] = c == idx[r] ? g[r] : T(0);
-  }
-};
 
 template <class T>
 struct L2NormalizeRow {
@@ -146,35 +126,9 @@ struct NllSmoothedRow {
   }
 };
 
-template <class T>
-struct CrossEntropyBackwardOp {
-  const T* logp;
-  const std::int64_t* labels;
-  const T* g;  // one element on the device: the upstream gradient of the mean loss
-  T* dx;
-  std::int64_t rows, cols;
-  T eps;
-  DML_HD void operator()(std::int64_t k) const {
-    std::int64_t r = k / cols, c = k % cols;
-    T scale = g[0] / T(rows);
-    T q = eps / T(cols) + (c == labels[r] ? T(1) - eps : T(0));
-    dx[k] = (math::exp(logp[k]) - q) * scale;
-  }
-};
-
 }  // namespace detail
 
 struct Rows {
-  // out[r] = x[r, idx[r]]; indices are validated by the caller.
-  template <class T>
-  static void gather_cols(const T* x, const std::int64_t* idx, T* out, std::int64_t rows, std::int64_t cols) {
-    detail::for_each(rows, detail::GatherColsOp<T>{x, idx, out, cols});
-  }
-  // dx = 0 except dx[r, idx[r]] = g[r].
-  template <class T>
-  static void scatter_cols(const T* g, const std::int64_t* idx, T* dx, std::int64_t rows, std::int64_t cols) {
-    detail::for_each(rows * cols, detail::ScatterColsOp<T>{g, idx, dx, cols});
-  }
   // y[r] = x[r] / max(|x[r]|, eps); norm[r] = |x[r]| (unclamped).
   template <class T>
   static void l2_normalize(const T* x, T* y, T* norm, std::int64_t rows, std::int64_t cols, T eps) {
@@ -202,12 +156,6 @@ struct Rows {
   static void nll_smoothed(const T* logp, const std::int64_t* labels, T* loss, std::int64_t rows, std::int64_t cols,
                            T eps) {
     detail::for_each_row(rows, detail::NllSmoothedRow<T>{logp, labels, loss, cols, eps});
-  }
-  // d(mean loss)/dlogits scaled by the upstream scalar g (a device pointer): (softmax - q) * g / rows.
-  template <class T>
-  static void cross_entropy_backward(const T* logp, const std::int64_t* labels, const T* g, T* dx,
-                                     std::int64_t rows, std::int64_t cols, T eps) {
-    detail::for_each(rows * cols, detail::CrossEntropyBackwardOp<T>{logp, labels, g, dx, rows, cols, eps});
   }
 };
 

@@ -1,11 +1,12 @@
-// dml/backend/dropout.hpp: the dropout mask as a pure function of (seed,
-// counter, index), so the CPU loop and a CUDA kernel draw the same mask.
+// dml/backend/kernels/dropout.hpp: the dropout mask as a pure function of
+// (seed, counter, index), and the kernel that fills it, so both devices draw
+// the same mask bit for bit.
 #pragma once
 
 #include <cstdint>
 
-#include "../config.hpp"
-#include "../core/random.hpp"
+#include "../../config.hpp"
+#include "../../core/random.hpp"
 
 namespace dml {
 
@@ -30,4 +31,22 @@ struct DropoutMask {
   }
 };
 
+namespace kernels {
+
+// Block k of a mask of n elements: elements [4k, 4k + 4) from one Philox
+// draw. 1-D over the ceil(n / 4) blocks.
+template <class T>
+struct DropoutFill {
+  DropoutMask d;
+  T scale;
+  T* mask;
+  std::int64_t n;
+  DML_HD void operator()(std::int64_t k) const {
+    T v[4];
+    d.block(static_cast<std::uint64_t>(k), scale, v);
+    for (std::int64_t j = 0; j < 4 && 4 * k + j < n; ++j) mask[4 * k + j] = v[j];
+  }
+};
+
+}  // namespace kernels
 }  // namespace dml

@@ -1,4 +1,4 @@
-// dml/backend/optim_functors.hpp: the fused optimiser updates, written once
+// dml/backend/kernels/optim.hpp: the fused optimiser updates, written once
 // for both backends.
 //
 // Each op is a trivially copyable struct of raw pointers and scalars with a
@@ -12,10 +12,10 @@
 
 #include <cstdint>
 
-#include "../config.hpp"
-#include "math.hpp"
+#include "../../config.hpp"
+#include "../math.hpp"
 
-namespace dml::fn {
+namespace dml::kernels {
 
 // PyTorch's SGD (torch.optim.SGD, 1.13) on one element:
 //   d = g + weight_decay * p
@@ -75,4 +75,4 @@ struct AdamUpdate {
   }
 };
 
-}  // namespace dml::fn
+}  // namespace dml::kernels
