@@ -23,7 +23,8 @@ namespace {
 
 using namespace dml::heads;
 
-using AnyPolicy = std::variant<Arc, Cos, Sphere, Combined, Softmax, L2Constrained>;
+// The margin policies (Softmax and L2Constrained have no apply: their kinds of head put no margin).
+using AnyPolicy = std::variant<Arc, Cos, Sphere, Combined>;
 
 // The policies and settings the numeric tests sweep.
 std::vector<AnyPolicy> sample_policies() {
@@ -46,9 +47,7 @@ std::vector<AnyPolicy> sample_policies() {
           Combined{.m1 = 1, .m2 = 0.3, .m3 = 0.2},
           Combined{.m1 = 0.9, .m2 = 0.4, .m3 = 0.15},
           Combined{.m1 = 1.35, .m2 = 0, .m3 = 0},
-          Combined{.m1 = 1.2, .m2 = 0.5, .m3 = 0.1},
-          Softmax{},
-          L2Constrained{}};
+          Combined{.m1 = 1.2, .m2 = 0.5, .m3 = 0.1}};
 }
 
 std::string describe(const AnyPolicy& any) {
@@ -63,9 +62,6 @@ std::string describe(const AnyPolicy& any) {
           os << "Sphere{m=" << p.m << ", lambda=" << p.lambda << "}";
         if constexpr (std::is_same_v<P, Combined>)
           os << "Combined{m1=" << p.m1 << ", m2=" << p.m2 << ", m3=" << p.m3 << "}";
-        if constexpr (std::is_same_v<P, Softmax>) os << "Softmax{}";
-        if constexpr (std::is_same_v<P, L2Constrained>)
-          os << "L2Constrained{alpha=" << p.alpha << "}";
         return os.str();
       },
       any);
@@ -293,6 +289,7 @@ TEST_CASE("policies match the PyTorch reference values in tests/fixtures/heads/p
   REQUIRE_MESSAGE(in.is_open(), "cannot open ", path, " (run tests/fixtures/gen_heads.py)");
   std::string line, name;
   AnyPolicy policy;
+  bool identity = false;
   int cases = 0, rows = 0, float_rows = 0;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
@@ -310,15 +307,23 @@ TEST_CASE("policies match the PyTorch reference values in tests/fixtures/heads/p
       else if (name == "sphere") policy = Sphere{.m = int(kv.at("m")), .lambda = kv.at("lambda")};
       else if (name == "combined")
         policy = Combined{.m1 = kv.at("m1"), .m2 = kv.at("m2"), .m3 = kv.at("m3")};
-      else if (name == "softmax") policy = Softmax{};
-      else if (name == "l2constrained") policy = L2Constrained{.alpha = kv.at("alpha")};
-      else FAIL("unknown policy '", name, "' in ", path);
+      else if (name != "softmax" && name != "l2constrained") FAIL("unknown policy '", name, "' in ", path);
+      identity = name == "softmax" || name == "l2constrained";
       ++cases;
       continue;
     }
     double c, value, d_double, d_float;
     REQUIRE_MESSAGE(bool(is >> c >> value >> d_double >> d_float), "bad line in ", path, ": ",
                     line);
+    if (identity) {  // the reference puts no margin on these heads, and neither do their kinds
+      static_assert(!PolicyTraits<Softmax>::kMargin && !PolicyTraits<L2Constrained>::kMargin);
+      INFO(name, " c = ", c);
+      CHECK(value == c);
+      CHECK(d_double == 1);
+      CHECK(d_float == 1);
+      ++rows;
+      continue;
+    }
     INFO(describe(policy), " c = ", c);
     CHECK(close(apply_of(policy, c), value, 1e-5));
     CHECK(close(dapply_of(policy, c), d_double, 1e-5));
@@ -365,13 +370,11 @@ TEST_CASE("validate rejects bad hyper-parameters with dml::Error") {
 namespace {
 
 struct NoDapply {
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   double scale() const { return 1; }
   template <class T> T apply(T c) const { return c; }
 };
 
 struct NotTriviallyCopyable {
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   NotTriviallyCopyable() = default;
   NotTriviallyCopyable(const NotTriviallyCopyable&) {}
   double scale() const { return 1; }
@@ -380,20 +383,18 @@ struct NotTriviallyCopyable {
 };
 
 struct DoubleOnly {  // apply(float) returns double
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   double scale() const { return 1; }
   double apply(double c) const { return c; }
   double dapply(double) const { return 1; }
 };
 
-struct NoKind {
+struct NoKind {  // names no Kind: a cosine head
   double scale() const { return 1; }
   template <class T> T apply(T c) const { return c; }
   template <class T> T dapply(T) const { return 1; }
 };
 
 struct Minimal {  // the least a user policy needs
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   double s = 10;
   double scale() const { return s; }
   template <class T> T apply(T c) const { return c - T(0.1); }
@@ -404,9 +405,9 @@ static_assert(check_margin_policy<Arc>());
 static_assert(check_margin_policy<Cos>());
 static_assert(check_margin_policy<Sphere>());
 static_assert(check_margin_policy<Combined>());
-static_assert(check_margin_policy<Softmax>());
-static_assert(check_margin_policy<L2Constrained>());
 static_assert(check_margin_policy<Minimal>());
+static_assert(check_head_policy<Arc>() && check_head_policy<Sphere>() && check_head_policy<Minimal>());
+static_assert(check_head_policy<Softmax>() && check_head_policy<L2Constrained>());
 static_assert(std::is_trivially_copyable_v<Arc> && std::is_trivially_copyable_v<Cos> &&
               std::is_trivially_copyable_v<Sphere> && std::is_trivially_copyable_v<Combined> &&
               std::is_trivially_copyable_v<Softmax> && std::is_trivially_copyable_v<L2Constrained>);
@@ -422,25 +423,28 @@ TEST_CASE("the MarginPolicy concept rejects policies that lack a requirement") {
   CHECK(!is_margin_policy_v<NoDapply>);
   CHECK(!is_margin_policy_v<NotTriviallyCopyable>);
   CHECK(!is_margin_policy_v<DoubleOnly>);
-  CHECK(!is_margin_policy_v<NoKind>);
+  CHECK(is_margin_policy_v<NoKind>);
+  CHECK(!is_margin_policy_v<Softmax>);
+  CHECK(!is_margin_policy_v<L2Constrained>);
   CHECK(!is_margin_policy_v<int>);
 }
 
 TEST_CASE("PolicyTraits tells MarginHead how to build each head") {
+  static_assert(std::is_same_v<head_kind_t<Softmax>, LinearHead>);
+  static_assert(std::is_same_v<head_kind_t<L2Constrained>, ScaledLinearHead>);
+  static_assert(std::is_same_v<head_kind_t<Arc>, CosineHead> && std::is_same_v<head_kind_t<Cos>, CosineHead> &&
+                std::is_same_v<head_kind_t<Sphere>, CosineHead> && std::is_same_v<head_kind_t<Combined>, CosineHead>);
+  static_assert(std::is_same_v<head_kind_t<NoKind>, CosineHead>);  // the default
   using L = PolicyTraits<Softmax>;
-  static_assert(L::kKind == HeadKind::kLinear && L::kBias && !L::kNormalizeEmbedding &&
-                !L::kNormalizeWeight && !L::kMargin && !L::kUsesFeatureNorm);
+  static_assert(L::kBias && !L::kMargin && !L::kUsesFeatureNorm && !L::kScheduled);
   using S = PolicyTraits<L2Constrained>;
-  static_assert(S::kKind == HeadKind::kScaledLinear && S::kBias && S::kNormalizeEmbedding &&
-                !S::kNormalizeWeight && !S::kMargin);
+  static_assert(S::kBias && !S::kMargin);
   using A = PolicyTraits<Arc>;
-  static_assert(A::kKind == HeadKind::kCosine && !A::kBias && A::kNormalizeEmbedding &&
-                A::kNormalizeWeight && A::kMargin && !A::kUsesFeatureNorm && !A::kScheduled);
+  static_assert(!A::kBias && A::kMargin && !A::kUsesFeatureNorm && !A::kScheduled);
   static_assert(PolicyTraits<Sphere>::kUsesFeatureNorm && PolicyTraits<Sphere>::kScheduled);
   static_assert(!PolicyTraits<Minimal>::kUsesFeatureNorm);
   CHECK(Arc{.s = 30, .m = 0.5}.scale() == 30);
   CHECK(Combined{}.scale() == 64);
   CHECK(Sphere{}.scale() == 1);
   CHECK(L2Constrained{.alpha = 16}.scale() == 16);
-  CHECK(Softmax{}.scale() == 1);
 }

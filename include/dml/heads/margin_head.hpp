@@ -19,27 +19,60 @@
 
 namespace dml::heads {
 
+// The logits of each kind of head (margin_policy.hpp), given the policy (with
+// its schedule applied), the N x dim embedding, the head's weight [classes,
+// dim] and bias ([classes], undefined for kinds without one), and the labels
+// to put a margin on (null in eval mode or without labels). Kinds defined
+// elsewhere add an overload in their own namespace.
+constexpr double kHeadNormEps = 1e-12;  // normalisation epsilon for embedding and weight rows
+
+template <class P, class T, class D>
+Tensor<T, D> kind_logits(LinearHead, const P&, const Tensor<T, D>& emb, const Tensor<T, D>& weight,
+                         const Tensor<T, D>& bias, const Tensor<std::int64_t, D>*) {
+  return ops::linear(emb, weight, bias);
+}
+
+template <class P, class T, class D>
+Tensor<T, D> kind_logits(ScaledLinearHead, const P& p, const Tensor<T, D>& emb, const Tensor<T, D>& weight,
+                         const Tensor<T, D>& bias, const Tensor<std::int64_t, D>*) {
+  return ops::linear(ops::l2_normalize(emb, kHeadNormEps) * T(p.scale()), weight, bias);
+}
+
+template <class P, class T, class D>
+Tensor<T, D> kind_logits(CosineHead, const P& p, const Tensor<T, D>& emb, const Tensor<T, D>& weight,
+                         const Tensor<T, D>&, const Tensor<std::int64_t, D>* labels) {
+  Tensor<T, D> cos =
+      ops::matmul(ops::l2_normalize(emb, kHeadNormEps), ops::l2_normalize(weight, kHeadNormEps), false, true);
+  if (labels) cos = ops::apply_margin(cos, *labels, p);
+  if constexpr (PolicyTraits<P>::kUsesFeatureNorm) {
+    return cos * ops::sqrt(ops::sum(ops::square(emb), 1, true) + T(kHeadNormEps));
+  } else {
+    return cos * T(p.scale());
+  }
+}
+
 // The logits of an N x dim embedding for `classes` classes under policy P:
 //   Softmax        x W^T + b                                   (weight, bias)
 //   L2Constrained  (alpha x / |x|) W^T + b                     (weight, bias)
 //   Arc, Cos, Combined: s * margin(cos(x, w_j)) on the label column, no bias
 //   Sphere         |x| * blend(cos(x, w_j)) on the label column, no bias
-// Margins apply only in training mode when labels are given; otherwise the
-// head returns the plain scaled cosines (or linear logits). Parameter names:
+// (the kind of head, PolicyTraits<P>::Kind, decides which). Margins apply only
+// in training mode when labels are given; otherwise the head returns the plain
+// scaled cosines (or linear logits). Parameter names:
 // `weight` [classes, dim], `bias` [classes]; Sphere adds the int64 buffer
 // `iteration` (its lambda schedule position) and `anneal_steps` (where the
 // schedule ends, see plan_schedule). An all-zero embedding row is
 // normalised to zero, so its cosines are 0: a defined result, never NaN.
 template <class P, class T = float, class D = Cpu>
 class MarginHead : public nn::Module<T, D> {
-  static_assert(check_margin_policy<P>());
+  static_assert(check_head_policy<P>());
   using Traits = PolicyTraits<P>;
   using TensorT = Tensor<T, D>;
   using Labels = Tensor<std::int64_t, D>;
 
  public:
   // Normalisation epsilon for embedding and weight rows.
-  static constexpr double kNormEps = 1e-12;
+  static constexpr double kNormEps = kHeadNormEps;
 
   // Throws dml::Error for dim or classes < 1, or bad policy hyper-parameters.
   MarginHead(std::int64_t dim, std::int64_t classes, P policy = {}, std::uint64_t seed = 0)
@@ -119,24 +152,13 @@ class MarginHead : public nn::Module<T, D> {
     DML_CHECK(emb.defined() && emb.rank() == 2 && emb.dim(1) == dim_, "MarginHead: embedding of shape ",
               emb.defined() ? emb.shape().str() : "undefined", " does not match the head's dimension ", dim_,
               " (expected [N, ", dim_, "])");
-    if constexpr (Traits::kKind == HeadKind::kLinear) {
-      return ops::linear(emb, weight_, bias_);
-    } else if constexpr (Traits::kKind == HeadKind::kScaledLinear) {
-      return ops::linear(ops::l2_normalize(emb, kNormEps) * T(policy_.scale()), weight_, bias_);
-    } else {
-      TensorT cos = ops::matmul(ops::l2_normalize(emb, kNormEps), ops::l2_normalize(weight_, kNormEps), false, true);
-      if (labels && this->is_training()) {
-        P p = policy();
-        cos = ops::apply_margin(cos, *labels, p);
-        if constexpr (Traits::kScheduled) iteration_.copy_(Labels::from_vector({iteration() + 1}, Shape{1}));
-      }
-      if constexpr (Traits::kUsesFeatureNorm) {
-        TensorT norm = ops::sqrt(ops::sum(ops::square(emb), 1, true) + T(kNormEps));
-        return cos * norm;
-      } else {
-        return cos * T(policy_.scale());
-      }
-    }
+    const bool margin = Traits::kMargin && labels && this->is_training();
+    // The schedule is read (on a GPU, copied to the host) only where it matters: with a margin.
+    TensorT out = kind_logits(typename Traits::Kind{}, margin ? policy() : policy_, emb, weight_, bias_,
+                              margin ? labels : nullptr);
+    if constexpr (Traits::kScheduled)
+      if (margin) iteration_.copy_(Labels::from_vector({iteration() + 1}, Shape{1}));
+    return out;
   }
 
   P policy_;

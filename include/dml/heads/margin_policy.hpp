@@ -1,11 +1,12 @@
-// dml/heads/margin_policy.hpp: the margin policies of the classification heads
-// and the MarginPolicy concept that MarginHead checks them against.
+// dml/heads/margin_policy.hpp: the policies of the classification heads, the
+// kinds of head they name, and the MarginPolicy concept of the margin ones.
 //
-// A policy is a trivially copyable aggregate holding its hyper-parameters. For
-// the target column it maps the cosine c = cos(theta) between an embedding and
-// its class weight to the target logit before scaling (`apply`) and gives the
-// derivative of that map w.r.t. c (`dapply`); both are DML_HD member templates
-// for float and double, so the CPU loop and the CUDA kernel run the same lines.
+// A policy is a trivially copyable aggregate holding its hyper-parameters. A
+// margin policy (the policy of a cosine head) maps, for the target column, the
+// cosine c = cos(theta) between an embedding and its class weight to the
+// target logit before scaling (`apply`) and gives the derivative of that map
+// w.r.t. c (`dapply`); both are DML_HD member templates for float and double,
+// so the CPU loop and the CUDA kernel run the same lines.
 // The formulas, their sources and the numerics are in docs/heads.md.
 #pragma once
 
@@ -20,13 +21,30 @@
 
 namespace dml::heads {
 
-// How MarginHead turns an embedding x into logits for a policy P:
-//   kLinear       x W^T + b                          (Softmax)
-//   kScaledLinear (scale() * x / |x|) W^T + b        (L2Constrained)
-//   kCosine       scale() * cos(x, w_j) with apply() on the label column, no
-//                 bias, rows of x and W normalised; when P::kUsesFeatureNorm the
-//                 logits are multiplied by |x| as well (Sphere).
-enum class HeadKind { kLinear, kScaledLinear, kCosine };
+// The kinds of head: how MarginHead turns an embedding x into logits. A kind
+// is a tag type with its compile-time properties; a policy names its kind as
+// `using Kind = ...;` (CosineHead when it names none), and MarginHead calls the
+// overloads of heads::kind_logits (margin_head.hpp) and check_kind (below)
+// for that tag. A new kind is a new tag with its own two overloads, found by
+// argument-dependent lookup: no list to edit.
+//
+// CosineHead: scale() * cos(x, w_j), rows of x and W normalised, no bias, the
+// policy's apply() on the label column in training; with P::kUsesFeatureNorm
+// the cosines are multiplied by |x| instead (Sphere). Needs a MarginPolicy.
+struct CosineHead {
+  static constexpr bool kBias = false;    // no bias; class centres start Xavier-uniform
+  static constexpr bool kMargin = true;   // the labels change the training logits
+};
+// LinearHead: x W^T + b (Softmax). Needs nothing of the policy.
+struct LinearHead {
+  static constexpr bool kBias = true;     // PyTorch's nn.Linear parameters and initialisation
+  static constexpr bool kMargin = false;
+};
+// ScaledLinearHead: (scale() x / |x|) W^T + b (L2Constrained). Needs scale().
+struct ScaledLinearHead {
+  static constexpr bool kBias = true;
+  static constexpr bool kMargin = false;
+};
 
 // Half-width of the band at c = +-1 in which dapply is evaluated at
 // c = +-(1 - kCosEps) instead of c, so that the derivative of acos / sqrt(1 - c^2)
@@ -91,7 +109,6 @@ DML_HD int monotone_cos_branch(T t) {
 // m = 0.5); the slope jumps from 0 to 1 there. apply is non-decreasing in c.
 // easy_margin: apply(c) = cos(theta + m) if c > 0, c otherwise.
 struct Arc {
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   double s = 30;
   double m = 0.5;
   bool easy_margin = false;
@@ -135,7 +152,6 @@ struct Arc {
 
 // CosFace / LMCL (Wang et al. 2018): apply(c) = c - m.
 struct Cos {
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   double s = 30;
   double m = 0.4;
 
@@ -177,7 +193,6 @@ struct Cos {
 // so lambda bottoms out before the end of every run, short or long.
 // anneal_fraction = 0 keeps the reference schedule (gamma as given).
 struct Sphere {
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   static constexpr bool kUsesFeatureNorm = true;
   int m = 4;
   double base = 1000;
@@ -283,7 +298,6 @@ struct Sphere {
 // monotonically as SphereFace does, (-1)^k cos(t) - 2k with k = floor(t / pi),
 // instead of letting it rise again (insightface) or jumping (Arc's fallback).
 struct Combined {
-  static constexpr HeadKind kKind = HeadKind::kCosine;
   double s = 64;
   double m1 = 1;
   double m2 = 0.5;
@@ -320,47 +334,19 @@ struct Combined {
 };
 
 // Plain softmax: a linear layer with bias, nothing normalised, no margin.
-// apply is the identity so generic code may still call it.
 struct Softmax {
-  static constexpr HeadKind kKind = HeadKind::kLinear;
-
-  // 1: the logits are not scaled.
-  DML_HD double scale() const { return 1; }
-
-  // The identity.
-  template <std::floating_point T>
-  DML_HD T apply(T c) const {
-    return c;
-  }
-
-  // 1.
-  template <std::floating_point T>
-  DML_HD T dapply(T) const {
-    return T(1);
-  }
+  using Kind = LinearHead;
 };
 
 // L2-constrained softmax (Ranjan et al. 2017): each embedding row is normalised
 // and multiplied by alpha, then a linear layer with bias; weights are not
-// normalised and there is no margin (apply is the identity).
+// normalised and there is no margin.
 struct L2Constrained {
-  static constexpr HeadKind kKind = HeadKind::kScaledLinear;
+  using Kind = ScaledLinearHead;
   double alpha = 16;
 
   // alpha, the norm every embedding row is scaled to.
   DML_HD double scale() const { return alpha; }
-
-  // The identity.
-  template <std::floating_point T>
-  DML_HD T apply(T c) const {
-    return c;
-  }
-
-  // 1.
-  template <std::floating_point T>
-  DML_HD T dapply(T) const {
-    return T(1);
-  }
 
   // Throws dml::Error unless alpha > 0 and finite.
   void validate() const {
@@ -389,8 +375,13 @@ concept HasScale = requires(const P& p) {
 };
 
 template <class P>
-concept HasKind = requires {
-  { P::kKind } -> std::convertible_to<HeadKind>;
+struct KindOf {
+  using type = CosineHead;
+};
+template <class P>
+  requires requires { typename P::Kind; }
+struct KindOf<P> {
+  using type = typename P::Kind;
 };
 
 template <class P>
@@ -404,34 +395,37 @@ constexpr bool uses_feature_norm() {
 
 }  // namespace detail
 
-// A margin policy: trivially copyable (it is copied into CUDA kernels), with
-// apply/dapply mapping float -> float and double -> double, scale() and the
-// static HeadKind kKind. Optional: static bool kUsesFeatureNorm (default false),
-// `P at_iteration(std::int64_t) const` for annealed policies, and a host
-// `validate()` that throws dml::Error for bad hyper-parameters.
+// The kind of head of policy P: P::Kind, or CosineHead when P names none.
 template <class P>
-concept MarginPolicy = std::is_trivially_copyable_v<P> && detail::HasApply<P> &&
-                       detail::HasDapply<P> && detail::HasScale<P> && detail::HasKind<P>;
+using head_kind_t = typename detail::KindOf<P>::type;
+
+// A margin policy, what a CosineHead needs and ops::apply_margin takes:
+// trivially copyable (it is copied into CUDA kernels), with apply/dapply
+// mapping float -> float and double -> double, and scale(). Optional: static
+// bool kUsesFeatureNorm (default false), `P at_iteration(std::int64_t) const`
+// for annealed policies, and a host `validate()` that throws dml::Error for bad
+// hyper-parameters.
+template <class P>
+concept MarginPolicy =
+    std::is_trivially_copyable_v<P> && detail::HasApply<P> && detail::HasDapply<P> && detail::HasScale<P>;
 
 template <class P>
 inline constexpr bool is_margin_policy_v = MarginPolicy<P>;
 
-// What MarginHead needs to know about P at compile time (see HeadKind).
-template <MarginPolicy P>
+// What MarginHead needs to know about a policy P at compile time.
+template <class P>
 struct PolicyTraits {
-  static constexpr HeadKind kKind = P::kKind;
-  static constexpr bool kNormalizeEmbedding = kKind != HeadKind::kLinear;
-  static constexpr bool kNormalizeWeight = kKind == HeadKind::kCosine;
-  static constexpr bool kBias = kKind != HeadKind::kCosine;
-  static constexpr bool kMargin = kKind == HeadKind::kCosine;
+  using Kind = head_kind_t<P>;
+  static constexpr bool kBias = Kind::kBias;
+  static constexpr bool kMargin = Kind::kMargin;
   static constexpr bool kUsesFeatureNorm = detail::uses_feature_norm<P>();
   static constexpr bool kScheduled = requires(const P& p, std::int64_t i) {
     { p.at_iteration(i) } -> std::same_as<P>;
   };
 };
 
-// Compile-time check with one readable message per missing requirement; call
-// it as `static_assert(check_margin_policy<P>())` or from a class body.
+// Compile-time check of a margin policy with one readable message per missing
+// requirement; call it as `static_assert(check_margin_policy<P>())`.
 template <class P>
 consteval bool check_margin_policy() {
   static_assert(std::is_trivially_copyable_v<P>,
@@ -445,13 +439,35 @@ consteval bool check_margin_policy() {
                 "const` (d apply / d cos) returning T for T = float and double");
   static_assert(detail::HasScale<P>,
                 "dml::heads: a margin policy needs `DML_HD double scale() const`");
-  static_assert(detail::HasKind<P>,
-                "dml::heads: a margin policy needs `static constexpr HeadKind kKind`");
   return MarginPolicy<P>;
 }
 
+// What each kind needs of its policy, checked with readable messages (the
+// overloads take the kind's tag; a new kind may add its own).
+template <class P>
+consteval bool check_kind(CosineHead) {
+  return check_margin_policy<P>();
+}
+template <class P>
+consteval bool check_kind(LinearHead) {
+  return true;
+}
+template <class P>
+consteval bool check_kind(ScaledLinearHead) {
+  static_assert(detail::HasScale<P>, "dml::heads: an L2-constrained head's policy needs `DML_HD double scale() const`");
+  return detail::HasScale<P>;
+}
+
+// Compile-time check of any head policy: trivially copyable, plus what its
+// kind needs. MarginHead asserts it.
+template <class P>
+consteval bool check_head_policy() {
+  static_assert(std::is_trivially_copyable_v<P>, "dml::heads: a head policy must be trivially copyable");
+  return std::is_trivially_copyable_v<P> && check_kind<P>(head_kind_t<P>{});
+}
+
 // Calls p.validate() when P has one: throws dml::Error for bad hyper-parameters.
-template <MarginPolicy P>
+template <class P>
 void validate_policy(const P& p) {
   if constexpr (requires { p.validate(); }) p.validate();
 }
