@@ -442,17 +442,7 @@ inline int train(int argc, char** argv) {
     nn::append_tensor_map(body.state_dict(), "body.", tensors);
     nn::append_tensor_map(head.state_dict(), "head.", tensors);
     io::save_safetensors(model_file(out), tensors, {{"dml.model", json::dump(info.to_json())}});
-    json::Array hist;
-    for (const train::EpochStats& s : learn.history()) {
-      json::Object row;
-      row.emplace_back("epoch", s.epoch);
-      row.emplace_back("train_loss", s.train_loss);
-      row.emplace_back("valid_loss", std::isfinite(s.valid_loss) ? json::Value(s.valid_loss) : json::Value(nullptr));
-      row.emplace_back("accuracy", std::isfinite(s.accuracy) ? json::Value(s.accuracy) : json::Value(nullptr));
-      row.emplace_back("seconds", s.seconds);
-      hist.push_back(json::Value(std::move(row)));
-    }
-    write_text(out / "history.json", json::dump(json::Value(std::move(hist)), 2) + "\n");
+    write_text(out / "history.json", json::dump(recipe::history_json(learn.history()), 2) + "\n");
     const double acc = learn.history().empty() ? NAN : learn.history().back().accuracy;
     std::cout << "saved " << model_file(out).string() << " (held-out accuracy " << acc << ")\n";
   });

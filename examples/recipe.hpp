@@ -6,8 +6,13 @@
 #include <array>
 #include <cstdint>
 
+#include <cmath>
+#include <vector>
+
 #include <dml/data/transforms.hpp>
+#include <dml/io/json.hpp>
 #include <dml/optim/sgd.hpp>
+#include <dml/train/learner.hpp>
 
 namespace recipe {
 
@@ -26,6 +31,24 @@ inline dml::data::Augment augment() { return {.pad = 2, .rotate_degrees = 10}; }
 // SGD with Nesterov momentum, the recipe's optimiser.
 inline dml::optim::SGD sgd(double lr = kSgdLr, double weight_decay = kSgdWeightDecay) {
   return {.lr = lr, .momentum = kSgdMomentum, .weight_decay = weight_decay, .nesterov = true};
+}
+
+// A fit's epoch table as JSON, one object per epoch (non-finite values as null), as the
+// examples write it to metrics.json and history.json.
+inline dml::io::json::Value history_json(const std::vector<dml::train::EpochStats>& history) {
+  namespace json = dml::io::json;
+  auto num = [](double x) { return std::isfinite(x) ? json::Value(x) : json::Value(nullptr); };
+  json::Array rows;
+  for (const dml::train::EpochStats& s : history) {
+    json::Object row;
+    row.emplace_back("epoch", s.epoch);
+    row.emplace_back("train_loss", num(s.train_loss));
+    row.emplace_back("valid_loss", num(s.valid_loss));
+    row.emplace_back("accuracy", num(s.accuracy));
+    row.emplace_back("seconds", num(s.seconds));
+    rows.push_back(json::Value(std::move(row)));
+  }
+  return json::Value(std::move(rows));
 }
 
 }  // namespace recipe

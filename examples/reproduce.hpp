@@ -508,21 +508,11 @@ inline void write_method_outputs(MethodResult& r, const Trained& t, const data::
   tsne.emplace_back("logits_kl", finite_or_null(tl.kl_divergence));
   tsne.emplace_back("iterations", cfg.tsne_iterations);
   m.emplace_back("tsne", json::Value(std::move(tsne)));
-  json::Array hist;
-  for (const train::EpochStats& s : t.history) {
-    json::Object row;
-    row.emplace_back("epoch", s.epoch);
-    row.emplace_back("train_loss", finite_or_null(s.train_loss));
-    row.emplace_back("valid_loss", finite_or_null(s.valid_loss));
-    row.emplace_back("accuracy", finite_or_null(s.accuracy));
-    row.emplace_back("seconds", finite_or_null(s.seconds));
-    hist.push_back(json::Value(std::move(row)));
-  }
   json::Object training;
   training.emplace_back("frozen_epochs", cfg.frozen_epochs);
   training.emplace_back("epochs", cfg.epochs);
   training.emplace_back("seconds", t.seconds);
-  training.emplace_back("history", json::Value(std::move(hist)));
+  training.emplace_back("history", recipe::history_json(t.history));
   m.emplace_back("training", json::Value(std::move(training)));
   r.metrics = json::Value(std::move(m));
   write_text(dir / "metrics.json", json::dump(r.metrics, 2) + "\n");

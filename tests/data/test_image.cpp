@@ -17,27 +17,27 @@ using dml::testing::error_of;
 
 using dml::data::DecodedImage;
 
-DecodedImage gradient(std::int64_t h, std::int64_t w, std::int64_t c) {
+// An h x w x c image whose byte at (y, x, k) is value(y, x, k).
+template <class F>
+DecodedImage image_of(std::int64_t h, std::int64_t w, std::int64_t c, F value) {
   DecodedImage img;
   img.height = h;
   img.width = w;
   img.channels = c;
   for (std::int64_t y = 0; y < h; ++y)
     for (std::int64_t x = 0; x < w; ++x)
-      for (std::int64_t k = 0; k < c; ++k) img.pixels.push_back(static_cast<std::uint8_t>((8 * y + 5 * x + 60 * k) % 256));
+      for (std::int64_t k = 0; k < c; ++k) img.pixels.push_back(static_cast<std::uint8_t>(value(y, x, k)));
   return img;
+}
+
+// Ramps that wrap around at 256 (sharp edges: exact codecs only).
+DecodedImage gradient(std::int64_t h, std::int64_t w, std::int64_t c) {
+  return image_of(h, w, c, [](std::int64_t y, std::int64_t x, std::int64_t k) { return (8 * y + 5 * x + 60 * k) % 256; });
 }
 
 // A smooth image (no wrap-around edges), for lossy round trips.
 DecodedImage smooth(std::int64_t h, std::int64_t w, std::int64_t c) {
-  DecodedImage img;
-  img.height = h;
-  img.width = w;
-  img.channels = c;
-  for (std::int64_t y = 0; y < h; ++y)
-    for (std::int64_t x = 0; x < w; ++x)
-      for (std::int64_t k = 0; k < c; ++k) img.pixels.push_back(static_cast<std::uint8_t>(20 + 4 * y + 3 * x + 30 * k));
-  return img;
+  return image_of(h, w, c, [](std::int64_t y, std::int64_t x, std::int64_t k) { return 20 + 4 * y + 3 * x + 30 * k; });
 }
 
 // A PNG written with libpng's full API: 16-bit grey, or 8-bit RGBA.

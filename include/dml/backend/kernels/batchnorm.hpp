@@ -17,6 +17,19 @@
 
 namespace dml::kernels {
 
+// What both forward epilogues store for channel ch of c: save_mean, save_invstd,
+// and the affine coefficients coef[ch] = gamma * invstd, coef[c + ch] = beta -
+// mean * coef[ch] (gamma, beta may be null: 1 and 0).
+template <class T>
+DML_HD void bn_store_forward(std::int64_t ch, std::int64_t c, double mean, double invstd, const T* gamma,
+                            const T* beta, T* save_mean, T* save_invstd, T* coef) {
+  save_mean[ch] = T(mean);
+  save_invstd[ch] = T(invstd);
+  const double scale = (gamma ? double(gamma[ch]) : 1.0) * invstd;
+  coef[ch] = T(scale);
+  coef[c + ch] = T((beta ? double(beta[ch]) : 0.0) - mean * scale);
+}
+
 // Training statistics of channel ch from its batch mean and sum of squared
 // deviations ss over m = n * s values: save_mean, save_invstd = 1 / sqrt(var +
 // eps) with the biased var = ss / m; running statistics (when non-null) move
@@ -37,14 +50,10 @@ struct BnTrainEpilogue {
   DML_HD void operator()(std::int64_t ch, double mean, double ss) const {
     const double var = ss / double(m);
     const double invstd = 1.0 / math::sqrt(var + eps);
-    save_mean[ch] = T(mean);
-    save_invstd[ch] = T(invstd);
+    bn_store_forward(ch, c, mean, invstd, gamma, beta, save_mean, save_invstd, coef);
     if (running_mean) running_mean[ch] = T((1 - momentum) * double(running_mean[ch]) + momentum * mean);
     if (running_var)
       running_var[ch] = T((1 - momentum) * double(running_var[ch]) + momentum * (m > 1 ? ss / double(m - 1) : var));
-    const double scale = (gamma ? double(gamma[ch]) : 1.0) * invstd;
-    coef[ch] = T(scale);
-    coef[c + ch] = T((beta ? double(beta[ch]) : 0.0) - mean * scale);
   }
 };
 
@@ -62,13 +71,8 @@ struct BnEvalStats {
   std::int64_t c;
   double eps;
   DML_HD void operator()(std::int64_t ch) const {
-    const double mu = double(mean[ch]);
-    const double invstd = 1.0 / math::sqrt(double(var[ch]) + eps);
-    save_mean[ch] = T(mu);
-    save_invstd[ch] = T(invstd);
-    const double scale = (gamma ? double(gamma[ch]) : 1.0) * invstd;
-    coef[ch] = T(scale);
-    coef[c + ch] = T((beta ? double(beta[ch]) : 0.0) - mu * scale);
+    bn_store_forward(ch, c, double(mean[ch]), 1.0 / math::sqrt(double(var[ch]) + eps), gamma, beta, save_mean,
+                     save_invstd, coef);
   }
 };
 
