@@ -14,6 +14,7 @@
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
 #include "data/loader.hpp"
+#include "data/sampler.hpp"
 #include "data/transforms.hpp"
 #include "eval/anomaly.hpp"
 #include "eval/cluster.hpp"

@@ -3,9 +3,11 @@
 // while the caller trains on the current one.
 //
 // Everything a batch holds is a pure function of (seed, epoch, batch index): the
-// order of epoch e is a shuffle driven by hash(seed, e), and sample i's
-// augmentation by sample_generator(seed, e, i). So prefetch on or off, any
-// thread count, and a resume from state() all give identical batches.
+// order of epoch e is a shuffle driven by hash(seed, e) (or, with
+// LoaderOptions::balanced, the class-balanced order of sampler.hpp), and sample
+// i's augmentation by sample_generator(seed, e, i) (the j-th repeat of row i in
+// a balanced epoch of N rows: i + j * N). So prefetch on or off, any thread
+// count, and a resume from state() all give identical batches.
 #pragma once
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 #include <numeric>
 #include <optional>
 #include <span>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -27,6 +30,7 @@
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
 #include "dataset.hpp"
+#include "sampler.hpp"
 #include "transforms.hpp"
 
 #if defined(_OPENMP)
@@ -48,6 +52,9 @@ struct Batch {
 struct LoaderOptions {
   std::int64_t batch_size = 128;
   bool shuffle = true;        // a fresh permutation each epoch; false: dataset order every epoch
+  // Set: every batch is P classes x K samples (sampler.hpp), batch_size must be
+  // P * K, and drop_last does not apply (every batch is full).
+  std::optional<ClassBalanced> balanced = std::nullopt;
   bool drop_last = false;     // drop the last batch when it is short
   std::uint64_t seed = 0;     // drives the shuffle and the augmentation
   bool prefetch = true;       // assemble batch k+1 on a background thread
@@ -65,6 +72,8 @@ struct LoaderState {
   std::int64_t position = 0;      // batches of `epoch` already returned, 0..num_batches
   std::int64_t dataset_size = 0;  // checked by set_state
   std::int64_t batch_size = 0;    // checked by set_state
+  // LoaderOptions::balanced's P and K, 0 and 0 without it; checked by set_state.
+  std::int64_t classes_per_batch = 0, samples_per_class = 0;
   friend bool operator==(const LoaderState&, const LoaderState&) = default;
 };
 
@@ -80,13 +89,13 @@ inline std::vector<std::int64_t> epoch_order(std::int64_t n, std::uint64_t seed,
   return order;
 }
 
-// Assembles rows `indices` of ds into a Batch, augmenting sample i with
-// sample_generator(seed, epoch, i): augment, then transform (when set). Runs on
-// `threads` OpenMP threads (1: serial; 0: OpenMP's default). Throws for an index
-// out of range, and rethrows the first exception a transform throws.
-inline Batch make_batch(const Dataset& ds, std::span<const std::int64_t> indices, const Augment& augment,
-                        std::uint64_t seed, std::int64_t epoch, const SampleTransform& transform = {},
-                        int threads = 1) {
+namespace detail {
+
+// make_batch, with sample k augmented by sample_generator(seed, epoch, streams[k])
+// (streams empty: indices[k]).
+inline Batch assemble_batch(const Dataset& ds, std::span<const std::int64_t> indices,
+                            std::span<const std::int64_t> streams, const Augment& augment, std::uint64_t seed,
+                            std::int64_t epoch, const SampleTransform& transform, int threads) {
   const ImageDims dims{ds.channels(), ds.height(), ds.width()};
   const std::int64_t per = dims.numel(), n = static_cast<std::int64_t>(indices.size());
   for (std::int64_t k = 0; k < n; ++k) {
@@ -114,7 +123,7 @@ inline Batch make_batch(const Dataset& ds, std::span<const std::int64_t> indices
       std::memcpy(d, s, static_cast<std::size_t>(per) * sizeof(float));
       return;
     }
-    Generator gen = sample_generator(seed, epoch, i);
+    Generator gen = sample_generator(seed, epoch, streams.empty() ? i : streams[static_cast<std::size_t>(k)]);
     if (augment.identity()) std::memcpy(d, s, static_cast<std::size_t>(per) * sizeof(float));
     else augment.apply(s, d, dims, fill, gen);
     if (transform) transform(std::span<float>(d, static_cast<std::size_t>(per)), dims, fill, gen);
@@ -141,6 +150,18 @@ inline Batch make_batch(const Dataset& ds, std::span<const std::int64_t> indices
   return b;
 }
 
+}  // namespace detail
+
+// Assembles rows `indices` of ds into a Batch, augmenting sample i with
+// sample_generator(seed, epoch, i): augment, then transform (when set). Runs on
+// `threads` OpenMP threads (1: serial; 0: OpenMP's default). Throws for an index
+// out of range, and rethrows the first exception a transform throws.
+inline Batch make_batch(const Dataset& ds, std::span<const std::int64_t> indices, const Augment& augment,
+                        std::uint64_t seed, std::int64_t epoch, const SampleTransform& transform = {},
+                        int threads = 1) {
+  return detail::assemble_batch(ds, indices, {}, augment, seed, epoch, transform, threads);
+}
+
 namespace detail {
 
 // The loader's guts, on the heap so the worker thread's pointer survives a move
@@ -154,10 +175,25 @@ class LoaderCore {
     DML_CHECK(opt_.threads >= 0, "DataLoader: threads must be >= 0, got ", opt_.threads);
     opt_.augment.validate(ImageDims{ds_.channels(), ds_.height(), ds_.width()});
     const std::int64_t n = ds_.size(), b = opt_.batch_size;
-    num_batches_ = opt_.drop_last ? n / b : (n + b - 1) / b;
+    if (opt_.balanced) {
+      const ClassBalanced& cb = *opt_.balanced;
+      validate_balanced(cb, ds_);
+      DML_CHECK(b == cb.batch_size(), "DataLoader: batch_size ", b, " disagrees with balanced: classes_per_batch ",
+                cb.classes_per_batch, " x samples_per_class ", cb.samples_per_class, " = ", cb.batch_size(),
+                "; set batch_size = ", cb.batch_size());
+      DML_CHECK(opt_.shuffle, "DataLoader: balanced batches are always drawn at random; shuffle = false ",
+                "conflicts with them");
+      num_batches_ = balanced_num_batches(cb, n);
+    } else {
+      num_batches_ = opt_.drop_last ? n / b : (n + b - 1) / b;
+    }
     DML_CHECK(num_batches_ >= 1, "DataLoader: drop_last with batch_size ", b, " leaves no batch of ", n,
               " samples");
     state_ = {opt_.seed, 0, 0, n, b};
+    if (opt_.balanced) {
+      state_.classes_per_batch = opt_.balanced->classes_per_batch;
+      state_.samples_per_class = opt_.balanced->samples_per_class;
+    }
     if (opt_.prefetch) {
       worker_ = std::thread([this] { work(); });
       schedule(current_key());
@@ -186,6 +222,9 @@ class LoaderCore {
     DML_CHECK(s.dataset_size == ds_.size() && s.batch_size == opt_.batch_size, "DataLoader::set_state: the state ",
               "is for ", s.dataset_size, " samples in batches of ", s.batch_size, ", this loader has ", ds_.size(),
               " in batches of ", opt_.batch_size);
+    DML_CHECK(s.classes_per_batch == state_.classes_per_batch && s.samples_per_class == state_.samples_per_class,
+              "DataLoader::set_state: the state is for ", sampling_name(s), " batches, this loader draws ",
+              sampling_name(state_), " batches");
     DML_CHECK(s.epoch >= 0 && s.position >= 0 && s.position <= num_batches_, "DataLoader::set_state: epoch ",
               s.epoch, " position ", s.position, " is out of range (positions 0..", num_batches_, ")");
     state_ = s;
@@ -217,6 +256,12 @@ class LoaderCore {
     std::exception_ptr error;
   };
 
+  static std::string sampling_name(const LoaderState& s) {
+    if (s.classes_per_batch == 0 && s.samples_per_class == 0) return "shuffled or sequential";
+    return ::dml::detail::concat("class-balanced (", s.classes_per_batch, " classes x ", s.samples_per_class,
+                                 " samples)");
+  }
+
   // The batch the next next() returns (past an epoch's end: the next epoch's first).
   Key current_key() const noexcept {
     return state_.position < num_batches_ ? Key{state_.seed, state_.epoch, state_.position}
@@ -229,13 +274,22 @@ class LoaderCore {
   // Builds batch `key`. One thread only: the worker with prefetch, the caller without.
   Batch build(Key key) {
     if (order_key_.epoch != key.epoch || order_key_.seed != key.seed || order_.empty()) {
-      order_ = epoch_order(ds_.size(), key.seed, key.epoch, opt_.shuffle);
+      if (opt_.balanced) {
+        order_ = balanced_order(ds_, *opt_.balanced, key.seed, key.epoch, num_batches_);
+        streams_ = occurrence_streams(order_, ds_.size());
+      } else {
+        order_ = epoch_order(ds_.size(), key.seed, key.epoch, opt_.shuffle);
+      }
       order_key_ = key;
     }
+    const auto size = static_cast<std::int64_t>(order_.size());
     const std::int64_t begin = key.index * opt_.batch_size;
-    const std::int64_t end = std::min(begin + opt_.batch_size, ds_.size());
-    std::span<const std::int64_t> rows(order_.data() + begin, static_cast<std::size_t>(end - begin));
-    Batch b = make_batch(ds_, rows, opt_.augment, key.seed, key.epoch, opt_.transform, opt_.threads);
+    const std::int64_t end = std::min(begin + opt_.batch_size, size);
+    const auto count = static_cast<std::size_t>(end - begin);
+    std::span<const std::int64_t> rows(order_.data() + begin, count);
+    std::span<const std::int64_t> streams;  // a balanced epoch may repeat rows: each repeat has its own stream
+    if (opt_.balanced) streams = std::span<const std::int64_t>(streams_.data() + begin, count);
+    Batch b = assemble_batch(ds_, rows, streams, opt_.augment, key.seed, key.epoch, opt_.transform, opt_.threads);
     b.index = key.index;
     return b;
   }
@@ -300,8 +354,8 @@ class LoaderCore {
   std::int64_t num_batches_ = 0;
   LoaderState state_;  // the caller's; the worker never reads it
 
-  // The builder's: the order of one epoch.
-  std::vector<std::int64_t> order_;
+  // The builder's: the order of one epoch (and, balanced, its augmentation streams).
+  std::vector<std::int64_t> order_, streams_;
   Key order_key_;
 
   // Shared with the worker, under mu_.
@@ -323,6 +377,11 @@ class LoaderCore {
 //   for (int e = 0; e < epochs; ++e)
 //     for (Batch& b : loader) step(b.images, b.labels);   // one epoch per loop
 //
+// or in class-balanced batches of 8 classes x 4 samples:
+//
+//   DataLoader pk(data.train, {.batch_size = 32, .balanced = ClassBalanced{.classes_per_batch = 8,
+//                                                                         .samples_per_class = 4}});
+//
 // next() returns the batches of the current epoch, then one nullopt that ends
 // the epoch and moves to the next. A range-for runs next() until that nullopt,
 // starting wherever the loader stands (mid-epoch after a set_state). Movable,
@@ -331,11 +390,13 @@ class DataLoader {
  public:
   // Keeps its own copy of ds (the images tensor is shared, not copied). Throws
   // dml::Error for an empty or inconsistent dataset, batch_size < 1, bad augment
-  // options, threads < 0, or drop_last leaving no batch.
+  // options, threads < 0, drop_last leaving no batch, or with `balanced`: what
+  // validate_balanced throws, batch_size other than P * K, or shuffle = false.
   explicit DataLoader(Dataset ds, LoaderOptions opt = {})
       : core_(std::make_unique<detail::LoaderCore>(std::move(ds), std::move(opt))) {}
 
-  // Batches per epoch: ceil(N / B), or floor(N / B) with drop_last.
+  // Batches per epoch: ceil(N / B), or floor(N / B) with drop_last; balanced:
+  // max(1, floor(N / (P * K))).
   std::int64_t num_batches() const { return core().num_batches(); }
   std::int64_t size() const { return num_batches(); }
   std::int64_t epoch() const { return core().state().epoch; }
@@ -351,7 +412,8 @@ class DataLoader {
 
   LoaderState state() const { return core().state(); }
   // Resumes exactly where `s` was taken (possibly with another seed). Throws when
-  // s is for another dataset size or batch size, or its position is out of range.
+  // s is for another dataset size, batch size or balanced P x K, or its position
+  // is out of range.
   void set_state(const LoaderState& s) { core().set_state(s); }
   // Jumps to the start of epoch e.
   void set_epoch(std::int64_t e) {
