@@ -46,6 +46,15 @@ std::string read_error(const std::filesystem::path& path) {
   return "no error";
 }
 
+TEST_CASE("a loader state round-trips through JSON; one without P and K (older files) is not class-balanced") {
+  const data::LoaderState pk{7, 2, 3, 100, 12, 3, 4};
+  CHECK(train::loader_state_from_json(json::parse(json::dump(train::to_json(pk)))) == pk);
+  const data::LoaderState plain{7, 2, 3, 100, 12};
+  const std::string text = json::dump(train::to_json(plain));
+  CHECK(text.find("classes_per_batch") == std::string::npos);  // unchanged for loaders that shuffle
+  CHECK(train::loader_state_from_json(json::parse(text)) == plain);
+}
+
 TEST_CASE("read_checkpoint names the file and the entry of a malformed entry") {
   TempDir dir("dml_ckpt");
   const auto path = dir / "ckpt";

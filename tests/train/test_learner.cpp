@@ -66,10 +66,10 @@ std::vector<std::vector<float>> weights(const nn::Module<float, Cpu>& m) {
 // A full run of the resume scenario: body, Sphere head (iteration buffer),
 // Center Loss (centers), SGD with momentum, one-cycle schedule.
 struct Run {
-  explicit Run(std::uint64_t init_seed, heads::Sphere sphere = {})
+  explicit Run(std::uint64_t init_seed, heads::Sphere sphere = {}, train::LearnerOptions opts = quiet_options())
       : body(init_seed), head(8, 3, sphere, init_seed + 1), center(3, 8),
         learn(body, head, squares_splits(), optim::SGD{.lr = 0.05, .momentum = 0.9, .weight_decay = 1e-4},
-              quiet_options()) {
+              std::move(opts)) {
     learn.add_loss(center, 0.125, "center");
   }
   TinyBody body;
@@ -287,6 +287,44 @@ TEST_CASE("resume is exact: a stopped run saved, then resumed by fresh objects, 
   Run second(999);  // other initial weights: everything must come from the file
   second.learn.resume(dir / "ckpt");
   check_same(second, straight);
+}
+
+TEST_CASE("LearnerOptions::balanced trains on P x K batches and resumes exactly mid-epoch") {
+  TempDir dir("dml_learner");
+  train::LearnerOptions o = quiet_options();
+  o.batch_size = 6;
+  o.balanced = data::ClassBalanced{.classes_per_batch = 2, .samples_per_class = 3};
+  Run straight(21, {}, o);
+  std::int64_t batches = 0;
+  straight.learn.add_callback({.on_batch_end = [&](auto&, const train::BatchInfo& b) {
+    CHECK(b.batches == 16);  // floor(96 / 6)
+    ++batches;
+  }});
+  straight.learn.fit_one_cycle(2);
+  CHECK(batches == 32);
+
+  Run first(21, {}, o);
+  first.learn.add_callback({.on_batch_end = [&](auto& l, const train::BatchInfo& b) {
+    if (b.epoch == 1 && b.batch == 5) {
+      l.stop();
+      l.save_checkpoint(dir / "ckpt");
+    }
+  }});
+  first.learn.fit_one_cycle(2);
+  Run second(999, {}, o);
+  second.learn.resume(dir / "ckpt");
+  check_same(second, straight);
+
+  // A checkpoint of balanced batches is refused by a learner that shuffles (and names the file).
+  train::LearnerOptions shuffled = quiet_options();
+  shuffled.batch_size = 6;
+  Run other(5, {}, shuffled);
+  CHECK_THROWS_WITH_AS(other.learn.load_checkpoint(dir / "ckpt"),
+                       doctest::Contains("ckpt: DataLoader::set_state: the state is for class-balanced (2 classes x 3 "
+                                         "samples) batches"),
+                       Error);
+  o.batch_size = 16;
+  CHECK_THROWS_WITH_AS(Run(1, {}, o), doctest::Contains("batch_size 16 disagrees with balanced"), Error);
 }
 
 TEST_CASE("fit(1), save, load into fresh objects, fit(1) equals fit(2) with a constant lr") {

@@ -104,11 +104,20 @@ inline json::Value to_json(const data::LoaderState& s) {
   o.emplace_back("position", s.position);
   o.emplace_back("dataset_size", s.dataset_size);
   o.emplace_back("batch_size", s.batch_size);
+  if (s.classes_per_batch != 0 || s.samples_per_class != 0) {
+    o.emplace_back("classes_per_batch", s.classes_per_batch);
+    o.emplace_back("samples_per_class", s.samples_per_class);
+  }
   return o;
 }
+// Reads to_json's object; without classes_per_batch and samples_per_class
+// (a loader that is not class-balanced, or an older checkpoint) both are 0.
 inline data::LoaderState loader_state_from_json(const json::Value& v) {
-  return {detail::u64(v.at("seed")), v.at("epoch").as_int(), v.at("position").as_int(),
-          v.at("dataset_size").as_int(), v.at("batch_size").as_int()};
+  data::LoaderState s{detail::u64(v.at("seed")), v.at("epoch").as_int(), v.at("position").as_int(),
+                      v.at("dataset_size").as_int(), v.at("batch_size").as_int()};
+  if (const json::Value* p = v.find("classes_per_batch")) s.classes_per_batch = p->as_int();
+  if (const json::Value* k = v.find("samples_per_class")) s.samples_per_class = k->as_int();
+  return s;
 }
 
 // A schedule as {"kind": "OneCycle", <its fields>}.

@@ -71,6 +71,9 @@ struct LearnerOptions {
   std::uint64_t seed = 0;          // shuffle and augmentation
   bool drop_last = true;           // fastai's default for training batches
   bool prefetch = true;            // assemble the next batch on a background thread
+  // Set: training batches are P classes x K samples (data::ClassBalanced);
+  // batch_size must then be P * K and drop_last does not apply.
+  std::optional<data::ClassBalanced> balanced = std::nullopt;
   double label_smoothing = 0;      // for the cross-entropy term
   std::int64_t valid_batch_size = 256;
   bool quiet = false;              // print nothing (no table, no progress)
@@ -164,8 +167,9 @@ class Learner {
   Learner(Body& body, Head& head, data::Splits data, O optimiser, LearnerOptions opts = {})
       : body_(body), head_(head), data_(std::move(data)), opts_(std::move(opts)),
         loader_(checked(data_.train, opts_),
-                data::LoaderOptions{.batch_size = opts_.batch_size, .shuffle = true, .drop_last = opts_.drop_last,
-                                    .seed = opts_.seed, .prefetch = opts_.prefetch, .augment = opts_.augment}),
+                data::LoaderOptions{.batch_size = opts_.batch_size, .shuffle = true, .balanced = opts_.balanced,
+                                    .drop_last = opts_.drop_last, .seed = opts_.seed, .prefetch = opts_.prefetch,
+                                    .augment = opts_.augment}),
         make_optimizer_([optimiser](std::vector<optim::ParamGroup<T, D>> groups) {
           return optim::make_unique(optimiser, std::move(groups));
         }),
