@@ -366,7 +366,7 @@ inline int train(int argc, char** argv) {
   std::vector<Option> spec = {
       {"data", "", "IDX, CIFAR or image-folder directory", false, true},
       {"out", "", "run directory: model.safetensors, checkpoint.safetensors, history.json", false, true},
-      {"head", "softmax", "softmax, l2, arc, cos, sphere or center"},
+      {"head", "softmax", "softmax, l2, arc, cos, sphere, center, subcenter or adacos"},
       {"epochs", "2", "one-cycle epochs"},
       {"batch-size", std::to_string(recipe::kBatchSize), "batch size"},
       {"lr", std::to_string(recipe::kSgdLr).substr(0, 4), "peak learning rate (SGD, Nesterov)"},

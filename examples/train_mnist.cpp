@@ -4,7 +4,7 @@
 // checkpoint after every epoch.
 //
 //   bash scripts/get_data.sh                      # data/mnist, data/fashion-mnist
-//   ./train_mnist --head arc --epochs 3           # softmax|l2|arc|cos|sphere|center
+//   ./train_mnist --head arc --epochs 3           # softmax|l2|arc|cos|sphere|center|subcenter|adacos
 //   ./train_mnist --head arc --epochs 3 --resume train_mnist.ckpt
 //
 // Run with --help for every option.
@@ -40,7 +40,7 @@ struct Config {
 };
 
 const char* kUsage = R"(usage: train_mnist [options]
-  --head NAME        softmax | l2 | arc | cos | sphere | center   (default softmax)
+  --head NAME        softmax | l2 | arc | cos | sphere | center | subcenter | adacos   (default softmax)
   --data DIR         MNIST-format IDX files (default data/mnist; scripts/get_data.sh makes it)
   --epochs N         unfrozen one-cycle epochs (default 3)
   --frozen-epochs N  epochs with the body frozen first (default 0; meant for pretrained bodies)

@@ -23,6 +23,7 @@
 #include "eval/metrics.hpp"
 #include "heads/margin_head.hpp"
 #include "heads/margin_policy.hpp"
+#include "heads/sub_center.hpp"
 #include "io/npy.hpp"
 #include "io/safetensors.hpp"
 #include "losses/center_loss.hpp"

@@ -1,5 +1,5 @@
 // Backend<Cuda>'s network kernels (cuDNN convolution, pooling, batch norm,
-// margins, Center Loss, dropout, optimiser updates) against Backend<Cpu>, and
+// margins, the sub-centre and AdaCos heads, Center Loss, dropout, optimiser updates) against Backend<Cpu>, and
 // their op front ends through the autograd. The device's own pooling gathers
 // also run on the host, which needs no GPU; everything else skips without one.
 #include <doctest/doctest.h>
@@ -319,6 +319,58 @@ TEST_CASE("cuda nn kernels: margins, gather_rows and the center update match the
   CpuB::center_update(table.data(), x.data(), labels.data(), rows, dim, classes, 0.5);
   GpuB::center_update(dtable.data(), dx.data(), dl.data(), rows, dim, classes, 0.5);
   all_close(dtable.to_vector(), table, 1e-14, 1e-15, "center_update");
+}
+
+// One training step of a head on device D, then an inference call: the
+// training logits, the gradients of embedding and weight, the policy's scale
+// after the step and the inference logits.
+template <class P, class D>
+std::vector<std::vector<float>> head_step(const P& policy, const std::vector<float>& x, const std::vector<i64>& labels,
+                                          i64 dim, i64 classes) {
+  heads::MarginHead<P, float, D> head(dim, classes, policy, 31);
+  const i64 n = static_cast<i64>(labels.size());
+  auto emb = Tensor<float, D>::from_vector(x, Shape{n, dim}).requires_grad_();
+  Tensor<float, D> logits = head(emb, Tensor<i64, D>::from_vector(labels));
+  ops::sum(logits * logits).backward();
+  const float scale = static_cast<float>(head.policy().scale());
+  std::vector<float> plain;
+  {
+    NoGrad ng;
+    plain = head(emb).to_vector();
+  }
+  return {logits.to_vector(), emb.grad().to_vector(), head.weight().grad().to_vector(), {scale}, plain};
+}
+
+template <class P>
+void check_head(const P& policy, const std::string& name, i64 classes, std::uint64_t seed) {
+  const i64 n = 24, dim = 16;
+  auto x = random_vec<float>(static_cast<std::size_t>(n * dim), seed);
+  auto labels = random_labels(static_cast<std::size_t>(n), classes, seed + 1);
+  auto cpu = head_step<P, Cpu>(policy, x, labels, dim, classes);
+  auto gpu = head_step<P, Cuda>(policy, x, labels, dim, classes);
+  const char* what[] = {": training logits", ": d emb", ": d weight", ": scale after the step", ": inference logits"};
+  for (std::size_t i = 0; i < cpu.size(); ++i) close_rel(gpu[i], cpu[i], 1e-5, name + what[i]);
+}
+
+TEST_CASE("cuda heads: sub-centre ArcFace and AdaCos (its scale update) match the CPU") {
+  DML_GPU_OR_SKIP();
+  // The AdaCos statistics kernel on its own, in double.
+  const i64 rows = 37, cols = 11;
+  auto cos = random_vec<double>(rows * cols, 2170, -0.99, 0.99);
+  auto labels = random_labels(rows, cols, 2171);
+  std::vector<double> b(rows), theta(rows);
+  CpuB::adacos_row_stats(cos.data(), labels.data(), 3.2, b.data(), theta.data(), rows, cols);
+  auto dc = dev(cos);
+  auto dl = dev(labels);
+  auto db = dev_empty<double>(rows), dt = dev_empty<double>(rows);
+  GpuB::adacos_row_stats(dc.data(), dl.data(), 3.2, db.data(), dt.data(), rows, cols);
+  all_close(db.to_vector(), b, 1e-13, 1e-14, "adacos_row_stats b");
+  all_close(dt.to_vector(), theta, 1e-13, 1e-14, "adacos_row_stats theta");
+  // Whole heads through the autograd.
+  check_head(heads::SubCenter<heads::Arc>{.margin = {.s = 30, .m = 0.5}, .k = 3}, "SubCenter<Arc>", 7, 2180);
+  check_head(heads::SubCenter<heads::Cos>{.margin = {.s = 16, .m = 0.35}, .k = 2}, "SubCenter<Cos>", 5, 2190);
+  check_head(heads::AdaCos{}, "AdaCos", 10, 2200);
+  check_head(heads::AdaCos{.dynamic = false}, "AdaCos fixed", 10, 2210);
 }
 
 TEST_CASE("cuda nn kernels: dropout masks equal the CPU's bit for bit; fused SGD and Adam match the CPU") {

@@ -107,7 +107,10 @@ TEST_CASE("margin policies give the host's values in a CUDA kernel") {
       std::pair{Arc{}, "Arc"}, std::pair{Arc{.m = 0.5, .easy_margin = true}, "Arc easy"},
       std::pair{Cos{}, "Cos"}, std::pair{Sphere{}, "Sphere"},
       std::pair{Sphere{.m = 3, .lambda = 0}, "Sphere m=3"}, std::pair{Combined{}, "Combined"},
-      std::pair{Combined{.m1 = 1.35, .m2 = 0.2, .m3 = 0.1}, "Combined 1.35"});
+      std::pair{Combined{.m1 = 1.35, .m2 = 0.2, .m3 = 0.1}, "Combined 1.35"},
+      std::pair{AdaCos{.s = 5}, "AdaCos"},
+      // a sub-centre head's margin is its inner policy's
+      std::pair{SubCenter<Arc>{.margin = {.s = 30, .m = 0.45}}.margin, "SubCenter<Arc> margin"});
   std::apply(
       [](const auto&... p) {
         (compare<std::decay_t<decltype(p.first)>, float>(p.first, p.second, 1e-6), ...);

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <limits>
 #include <map>
+#include <numbers>
 #include <sstream>
 #include <string>
 #include <variant>
@@ -447,4 +448,48 @@ TEST_CASE("PolicyTraits tells MarginHead how to build each head") {
   CHECK(Combined{}.scale() == 64);
   CHECK(Sphere{}.scale() == 1);
   CHECK(L2Constrained{.alpha = 16}.scale() == 16);
+}
+
+static_assert(check_head_policy<SubCenter<Arc>>() && check_head_policy<SubCenter<Combined>>());
+static_assert(check_margin_policy<AdaCos>() && check_head_policy<AdaCos>());
+static_assert(std::is_trivially_copyable_v<SubCenter<Arc>> && std::is_aggregate_v<SubCenter<Arc>> &&
+              std::is_trivially_copyable_v<AdaCos> && std::is_aggregate_v<AdaCos>);
+
+TEST_CASE("SubCenter wraps a margin policy with k sub-centres per class") {
+  static_assert(std::is_same_v<head_kind_t<SubCenter<Arc>>, SubCenterHead>);
+  using T = PolicyTraits<SubCenter<Cos>>;
+  static_assert(!T::kBias && T::kMargin && !T::kUsesFeatureNorm && !T::kScheduled);
+  const SubCenter<Arc> p{.margin = {.s = 64, .m = 0.5}, .k = 5};
+  CHECK(p.scale() == 64);
+  CHECK(p.centers_per_class() == 5);
+  CHECK(detail::centers_per_class(p) == 5);
+  CHECK(detail::centers_per_class(Arc{}) == 1);
+  CHECK(SubCenter<Arc>{}.k == 3);
+  CHECK_THROWS_WITH_AS(SubCenter<Arc>{.k = 0}.validate(), doctest::Contains("k (sub-centres per class) must be >= 1"),
+                       dml::Error);
+  CHECK_THROWS_WITH_AS((SubCenter<Arc>{.margin = {.s = -2}}.validate()), doctest::Contains("heads::Arc: s must be positive"),
+                       dml::Error);
+}
+
+TEST_CASE("AdaCos: no margin, s = sqrt(2) log(C - 1) for C classes, and the dynamic update") {
+  const AdaCos p = AdaCos{}.for_classes(10);
+  CHECK(p.s == doctest::Approx(std::sqrt(2.0) * std::log(9.0)).epsilon(1e-15));
+  CHECK(AdaCos::fixed_scale(10) == p.s);
+  CHECK(AdaCos{.s = 7}.for_classes(10).s == 7);   // an explicit s stays
+  CHECK(AdaCos{.s = 7}.for_classes(2).s == 7);
+  CHECK_THROWS_WITH_AS(AdaCos{}.for_classes(2), doctest::Contains("needs C >= 3 classes, got C = 2"), dml::Error);
+  for (double c : {-1.0, -0.3, 0.0, 0.7, 1.0}) {
+    CHECK(p.apply(c) == c);
+    CHECK(p.dapply(c) == 1);
+    CHECK(p.apply(float(c)) == float(c));
+  }
+  // s = log(B_avg) / cos(min(pi/4, theta_med))
+  CHECK(p.updated(20, 1.2).s == doctest::Approx(std::log(20.0) / std::cos(std::numbers::pi / 4)));
+  CHECK(p.updated(20, 0.3).s == doctest::Approx(std::log(20.0) / std::cos(0.3)));
+  CHECK(AdaCos{.s = 3, .dynamic = false}.updated(20, 0.3).s == 3);
+  CHECK(p.updated(0.5, 0.3).s == p.s);  // log(B_avg) < 0: a scale <= 0 is refused
+  CHECK(p.updated(0, 0.3).s == p.s);    // no non-target class
+  CHECK_THROWS_WITH_AS(AdaCos{.s = -1}.validate(), doctest::Contains("heads::AdaCos: s must be >= 0 and finite"),
+                       dml::Error);
+  CHECK_NOTHROW(AdaCos{}.validate());
 }

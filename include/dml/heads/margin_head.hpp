@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../nn/init.hpp"
 #include "../nn/module.hpp"
@@ -38,11 +39,16 @@ Tensor<T, D> kind_logits(ScaledLinearHead, const P& p, const Tensor<T, D>& emb, 
   return ops::linear(ops::l2_normalize(emb, kHeadNormEps) * T(p.scale()), weight, bias);
 }
 
+// cos(x_i, w_j) for every embedding row i and weight row j: [N, rows of weight].
+template <class T, class D>
+Tensor<T, D> head_cosines(const Tensor<T, D>& emb, const Tensor<T, D>& weight) {
+  return ops::matmul(ops::l2_normalize(emb, kHeadNormEps), ops::l2_normalize(weight, kHeadNormEps), false, true);
+}
+
 template <class P, class T, class D>
 Tensor<T, D> kind_logits(CosineHead, const P& p, const Tensor<T, D>& emb, const Tensor<T, D>& weight,
                          const Tensor<T, D>&, const Tensor<std::int64_t, D>* labels) {
-  Tensor<T, D> cos =
-      ops::matmul(ops::l2_normalize(emb, kHeadNormEps), ops::l2_normalize(weight, kHeadNormEps), false, true);
+  Tensor<T, D> cos = head_cosines(emb, weight);
   if (labels) cos = ops::apply_margin(cos, *labels, p);
   if constexpr (PolicyTraits<P>::kUsesFeatureNorm) {
     return cos * ops::sqrt(ops::sum(ops::square(emb), 1, true) + T(kHeadNormEps));
@@ -51,17 +57,67 @@ Tensor<T, D> kind_logits(CosineHead, const P& p, const Tensor<T, D>& emb, const 
   }
 }
 
+// Sub-centre heads: the weight is [classes * k, dim]; the class cosine is the
+// largest of its k sub-centre cosines (the gradient goes to that sub-centre,
+// the first one on a tie), then the inner margin and scale.
+template <class P, class T, class D>
+Tensor<T, D> kind_logits(SubCenterHead, const P& p, const Tensor<T, D>& emb, const Tensor<T, D>& weight,
+                         const Tensor<T, D>&, const Tensor<std::int64_t, D>* labels) {
+  const std::int64_t k = p.centers_per_class(), classes = weight.dim(0) / k;
+  Tensor<T, D> cos = ops::max(head_cosines(emb, weight).reshape(Shape{emb.dim(0), classes, k}), 2);
+  if (labels) cos = ops::apply_margin(cos, *labels, p.margin);
+  return cos * T(p.margin.scale());
+}
+
+// AdaCos's dynamic scale update (see heads::AdaCos) from a training batch's
+// cosines [N, C] (no gradient needed) and labels [N]: returns the policy with
+// the new s; p itself when p is fixed or the batch is empty. Throws dml::Error
+// for labels that do not match the cosines or lie outside [0, C).
+template <class T, class D>
+AdaCos adapt(const AdaCos& p, const Tensor<T, D>& cos, const Tensor<std::int64_t, D>& labels) {
+  ::dml::detail::expect_rank(cos, 2, "heads::adapt (AdaCos)", "cosines");
+  DML_CHECK(labels.defined() && labels.rank() == 1 && labels.dim(0) == cos.dim(0),
+            "heads::adapt (AdaCos): labels of shape ", labels.defined() ? labels.shape().str() : "undefined",
+            " do not match cosines of shape ", cos.shape().str());
+  ::dml::detail::expect_indices(labels, cos.dim(1), "heads::adapt (AdaCos)");
+  const std::int64_t rows = cos.dim(0), cols = cos.dim(1);
+  if (!p.dynamic || rows == 0) return p;
+  Tensor<T, D> b = Tensor<T, D>::empty(Shape{rows}), theta = Tensor<T, D>::empty(Shape{rows});
+  Backend<D>::adacos_row_stats(cos.data(), labels.data(), p.s, b.data(), theta.data(), rows, cols);
+  double b_sum = 0;
+  for (T v : b.to_vector()) b_sum += double(v);
+  std::vector<T> angles = theta.to_vector();
+  const auto mid = angles.begin() + (rows - 1) / 2;  // the lower median, as torch.median
+  std::nth_element(angles.begin(), mid, angles.end());
+  return p.updated(b_sum / double(rows), double(*mid));
+}
+
+namespace detail {
+
+// A policy whose state the head updates from each training batch: heads::adapt(p, cos, labels)
+// returns the next policy, and its scale s is the state (the head's buffer `scale`).
+template <class P, class T, class D>
+concept AdaptivePolicy = requires(P p, const Tensor<T, D>& cos, const Tensor<std::int64_t, D>& labels) {
+  { adapt(p, cos, labels) } -> std::same_as<P>;
+  p.s = 1.0;
+};
+
+}  // namespace detail
+
 // The logits of an N x dim embedding for `classes` classes under policy P:
 //   Softmax        x W^T + b                                   (weight, bias)
 //   L2Constrained  (alpha x / |x|) W^T + b                     (weight, bias)
 //   Arc, Cos, Combined: s * margin(cos(x, w_j)) on the label column, no bias
 //   Sphere         |x| * blend(cos(x, w_j)) on the label column, no bias
+//   SubCenter<P>   P's logits of max_k cos(x, w_{j,k}), weight [classes * k, dim]
+//   AdaCos         s * cos(x, w_j), s adapted to each training batch (buffer `scale`)
 // (the kind of head, PolicyTraits<P>::Kind, decides which). Margins apply only
 // in training mode when labels are given; otherwise the head returns the plain
 // scaled cosines (or linear logits). Parameter names:
 // `weight` [classes, dim], `bias` [classes]; Sphere adds the int64 buffer
 // `iteration` (its lambda schedule position) and `anneal_steps` (where the
-// schedule ends, see plan_schedule). An all-zero embedding row is
+// schedule ends, see plan_schedule); AdaCos adds the buffer `scale` [1]
+// (its current s). An all-zero embedding row is
 // normalised to zero, so its cosines are 0: a defined result, never NaN.
 template <class P, class T = float, class D = Cpu>
 class MarginHead : public nn::Module<T, D> {
@@ -74,13 +130,18 @@ class MarginHead : public nn::Module<T, D> {
   // Normalisation epsilon for embedding and weight rows.
   static constexpr double kNormEps = kHeadNormEps;
 
+  // Whether the policy adapts to each training batch (AdaCos), see detail::AdaptivePolicy.
+  static constexpr bool kAdaptive = detail::AdaptivePolicy<P, T, D>;
+
   // Throws dml::Error for dim or classes < 1, or bad policy hyper-parameters.
   MarginHead(std::int64_t dim, std::int64_t classes, P policy = {}, std::uint64_t seed = 0)
       : policy_(policy), dim_(dim), classes_(classes) {
     DML_CHECK(dim >= 1 && classes >= 1, "MarginHead: dim and classes must be >= 1, got ", dim, " and ", classes);
     validate_policy(policy_);
+    policy_ = detail::for_classes(policy_, classes);
+    const std::int64_t rows = classes * detail::centers_per_class(policy_);
     Generator gen(seed);
-    weight_ = this->register_parameter("weight", TensorT::empty(Shape{classes, dim}));
+    weight_ = this->register_parameter("weight", TensorT::empty(Shape{rows, dim}));
     if constexpr (Traits::kBias) {
       // PyTorch's nn.Linear initialisation for the linear heads.
       double bound = 1.0 / std::sqrt(static_cast<double>(dim));
@@ -89,13 +150,14 @@ class MarginHead : public nn::Module<T, D> {
       nn::init::uniform_(bias_, gen, -bound, bound);
     } else {
       // Xavier (Glorot) uniform for the class centres of the cosine heads.
-      double a = std::sqrt(6.0 / static_cast<double>(dim + classes));
+      double a = std::sqrt(6.0 / static_cast<double>(dim + rows));
       nn::init::uniform_(weight_, gen, -a, a);
     }
     if constexpr (Traits::kScheduled) {
       iteration_ = this->register_buffer("iteration", Labels::zeros(Shape{1}));
       anneal_steps_ = this->register_buffer("anneal_steps", Labels::from_vector({policy_.anneal_steps}, Shape{1}));
     }
+    if constexpr (kAdaptive) scale_ = this->register_buffer("scale", TensorT::from_vector({T(policy_.s)}, Shape{1}));
   }
 
   // Fits the schedule of a scheduled policy (Sphere's lambda) to a fit of
@@ -120,18 +182,23 @@ class MarginHead : public nn::Module<T, D> {
 
   // Training logits with the margin on each row's label column when the head
   // is in training mode; in eval mode the same as forward(emb). A scheduled
-  // policy (Sphere) advances its iteration counter once per training call.
+  // policy (Sphere) advances its iteration counter once per training call, an
+  // adaptive one (AdaCos) updates its scale from the batch first.
   TensorT operator()(const TensorT& emb, const Labels& labels) { return logits(emb, &labels); }
   using nn::Module<T, D>::operator();
 
   std::string type_name() const override { return "MarginHead"; }
 
-  // The policy with its current schedule applied (Sphere's lambda).
+  // The policy with its current schedule or state applied (Sphere's lambda, AdaCos's s).
   P policy() const {
     if constexpr (Traits::kScheduled) {
       P p = policy_;
       p.anneal_steps = anneal_steps_.item();
       return p.at_iteration(iteration());
+    } else if constexpr (kAdaptive) {
+      P p = policy_;
+      p.s = double(scale_.item());
+      return p;
     } else {
       return policy_;
     }
@@ -141,6 +208,7 @@ class MarginHead : public nn::Module<T, D> {
     if constexpr (Traits::kScheduled) return iteration_.item();
     else return 0;
   }
+  // [classes * centers per class, dim]: SubCenter<P> has k rows per class, the others one.
   const TensorT& weight() const { return weight_; }
   // Undefined for the cosine heads, which have no bias.
   const TensorT& bias() const { return bias_; }
@@ -152,10 +220,19 @@ class MarginHead : public nn::Module<T, D> {
     DML_CHECK(emb.defined() && emb.rank() == 2 && emb.dim(1) == dim_, "MarginHead: embedding of shape ",
               emb.defined() ? emb.shape().str() : "undefined", " does not match the head's dimension ", dim_,
               " (expected [N, ", dim_, "])");
-    const bool margin = Traits::kMargin && labels && this->is_training();
+    const bool training = labels && this->is_training();
+    const bool margin = Traits::kMargin && training;
     // The schedule is read (on a GPU, copied to the host) only where it matters: with a margin.
-    TensorT out = kind_logits(typename Traits::Kind{}, margin ? policy() : policy_, emb, weight_, bias_,
-                              margin ? labels : nullptr);
+    // An adaptive policy's state is its scale, which every call needs.
+    P p = margin || kAdaptive ? policy() : policy_;
+    if constexpr (kAdaptive) {
+      if (training) {
+        NoGrad no_grad;
+        p = adapt(p, head_cosines(emb.detach(), weight_.detach()), *labels);
+        scale_.copy_(TensorT::from_vector({T(p.s)}, Shape{1}));
+      }
+    }
+    TensorT out = kind_logits(typename Traits::Kind{}, p, emb, weight_, bias_, margin ? labels : nullptr);
     if constexpr (Traits::kScheduled)
       if (margin) iteration_.copy_(Labels::from_vector({iteration() + 1}, Shape{1}));
     return out;
@@ -165,6 +242,7 @@ class MarginHead : public nn::Module<T, D> {
   std::int64_t dim_, classes_;
   TensorT weight_, bias_;
   Labels iteration_, anneal_steps_;  // scheduled policies only
+  TensorT scale_;                     // adaptive policies only
 };
 
 }  // namespace dml::heads

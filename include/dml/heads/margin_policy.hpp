@@ -10,6 +10,7 @@
 // The formulas, their sources and the numerics are in docs/heads.md.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstdint>
@@ -44,6 +45,15 @@ struct LinearHead {
 struct ScaledLinearHead {
   static constexpr bool kBias = true;
   static constexpr bool kMargin = false;
+};
+// SubCenterHead: K sub-centres per class (SubCenter<P>): the weight has
+// classes * K rows, rows c K .. c K + K - 1 being class c's; the class cosine
+// is the largest of its K sub-centre cosines, then the inner policy P's margin
+// on the label column and its scale, as CosineHead. Needs P::Margin, a
+// MarginPolicy of the plain CosineHead kind (no feature norm, no schedule).
+struct SubCenterHead {
+  static constexpr bool kBias = false;
+  static constexpr bool kMargin = true;
 };
 
 // Half-width of the band at c = +-1 in which dapply is evaluated at
@@ -333,6 +343,93 @@ struct Combined {
   }
 };
 
+// Sub-centre ArcFace (Deng et al., ECCV 2020) and, with another inner policy,
+// sub-centre CosFace etc.: K sub-centres per class, the class cosine is the
+// largest of the class's K sub-centre cosines (the gradient reaches the
+// nearest sub-centre only), then `margin` as a plain cosine head applies it.
+// After training, heads::dominant_centers (heads/sub_center.hpp) keeps each
+// class's dominant sub-centre and makes a plain MarginHead<P>.
+template <class P>
+struct SubCenter {
+  using Kind = SubCenterHead;
+  using Margin = P;
+  P margin{};
+  std::int64_t k = 3;  // sub-centres per class (the paper's K = 3)
+
+  // The weight rows per class: MarginHead's weight is [classes * k, dim].
+  DML_HD std::int64_t centers_per_class() const { return k; }
+  // The inner policy's logit scale.
+  DML_HD double scale() const { return margin.scale(); }
+
+  // Throws dml::Error unless k >= 1 and the inner policy is valid.
+  void validate() const {
+    DML_CHECK(k >= 1, "heads::SubCenter: k (sub-centres per class) must be >= 1, got k = ", k);
+    if constexpr (requires { margin.validate(); }) margin.validate();
+  }
+};
+
+// AdaCos (Zhang et al., CVPR 2019): no margin, the logits are s cos(theta_j)
+// with s chosen from the data. Fixed AdaCos (dynamic = false) keeps
+// s = sqrt(2) log(C - 1); dynamic AdaCos starts there and, at each training
+// step, before the batch's logits are computed (as the reference PyTorch
+// AdaCos does), sets
+//   B_avg = (1/N) sum_i sum_{j != y_i} exp(s_old cos theta_ij)
+//   s     = log(B_avg) / cos(min(pi/4, theta_med)),
+// theta_med the median target angle of the batch (the lower median for an even
+// batch, as torch.median; angles from cosines clamped into [-1 + 1e-7, 1 - 1e-7]).
+// The head keeps s in its buffer `scale` and calls the update (heads::adapt in
+// margin_head.hpp) without gradient. s = 0 asks the head for the fixed value.
+struct AdaCos {
+  double s = 0;         // the current scale; 0: sqrt(2) log(C - 1), set by for_classes
+  bool dynamic = true;  // false: the fixed AdaCos
+
+  // The logit scale s.
+  DML_HD double scale() const { return s; }
+
+  // No margin: the label column's cosine as it is.
+  template <std::floating_point T>
+  DML_HD T apply(T c) const {
+    return c;
+  }
+  template <std::floating_point T>
+  DML_HD T dapply(T) const {
+    return T(1);
+  }
+
+  // sqrt(2) log(C - 1), the fixed AdaCos scale of C classes.
+  static double fixed_scale(std::int64_t classes) {
+    return std::numbers::sqrt2 * std::log(static_cast<double>(classes - 1));
+  }
+
+  // A copy for a head of `classes` classes: s = fixed_scale(classes) when s is
+  // 0. Throws dml::Error for s = 0 and classes < 3 (where that scale is <= 0).
+  AdaCos for_classes(std::int64_t classes) const {
+    if (s != 0) return *this;
+    DML_CHECK(classes >= 3, "heads::AdaCos: the scale sqrt(2) log(C - 1) needs C >= 3 classes, got C = ", classes,
+              " (give s > 0 explicitly)");
+    AdaCos p = *this;
+    p.s = fixed_scale(classes);
+    return p;
+  }
+
+  // The dynamic update from a batch's B_avg and median target angle theta_med:
+  // a copy with s = log(b_avg) / cos(min(pi/4, theta_med)). Unchanged when not
+  // dynamic, or when that s is not positive and finite (B_avg <= 1, or no
+  // non-target class), where the reference would go on with a scale <= 0.
+  AdaCos updated(double b_avg, double theta_med) const {
+    if (!dynamic) return *this;
+    const double next = std::log(b_avg) / std::cos(std::min(detail::kPi<double> / 4, theta_med));
+    AdaCos p = *this;
+    if (next > 0 && std::isfinite(next)) p.s = next;
+    return p;
+  }
+
+  // Throws dml::Error unless s >= 0 and finite (0: the fixed value, see for_classes).
+  void validate() const {
+    DML_CHECK(s >= 0 && detail::finite(s), "heads::AdaCos: s must be >= 0 and finite (0: sqrt(2) log(C - 1)), got s = ", s);
+  }
+};
+
 // Plain softmax: a linear layer with bias, nothing normalised, no margin.
 struct Softmax {
   using Kind = LinearHead;
@@ -385,6 +482,24 @@ struct KindOf<P> {
 };
 
 template <class P>
+constexpr std::int64_t centers_per_class(const P& p) {
+  if constexpr (requires { { p.centers_per_class() } -> std::convertible_to<std::int64_t>; }) {
+    return p.centers_per_class();
+  } else {
+    return 1;
+  }
+}
+
+template <class P>
+P for_classes(const P& p, std::int64_t classes) {
+  if constexpr (requires { { p.for_classes(classes) } -> std::same_as<P>; }) {
+    return p.for_classes(classes);
+  } else {
+    return p;
+  }
+}
+
+template <class P>
 constexpr bool uses_feature_norm() {
   if constexpr (requires { { P::kUsesFeatureNorm } -> std::convertible_to<bool>; }) {
     return P::kUsesFeatureNorm;
@@ -403,7 +518,10 @@ using head_kind_t = typename detail::KindOf<P>::type;
 // trivially copyable (it is copied into CUDA kernels), with apply/dapply
 // mapping float -> float and double -> double, and scale(). Optional: static
 // bool kUsesFeatureNorm (default false), `P at_iteration(std::int64_t) const`
-// for annealed policies, and a host `validate()` that throws dml::Error for bad
+// for annealed policies, `std::int64_t centers_per_class() const` (weight rows
+// per class, default 1), `P for_classes(std::int64_t) const` (called once by
+// the head), an adaptive state (`double s` and an ADL `adapt(p, cos, labels)`,
+// see MarginHead), and a host `validate()` that throws dml::Error for bad
 // hyper-parameters.
 template <class P>
 concept MarginPolicy =
@@ -451,6 +569,20 @@ consteval bool check_kind(CosineHead) {
 template <class P>
 consteval bool check_kind(LinearHead) {
   return true;
+}
+template <class P>
+consteval bool check_kind(SubCenterHead) {
+  static_assert(requires { typename P::Margin; }, "dml::heads: a sub-centre head's policy needs `using Margin = ...;` (use heads::SubCenter<P>)");
+  if constexpr (requires { typename P::Margin; }) {
+    using M = typename P::Margin;
+    static_assert(std::is_same_v<head_kind_t<M>, CosineHead> && !PolicyTraits<M>::kUsesFeatureNorm &&
+                      !PolicyTraits<M>::kScheduled,
+                  "dml::heads: SubCenter<P> needs a plain cosine-head margin policy P (Arc, Cos, Combined), "
+                  "not a linear, feature-norm or scheduled one");
+    return check_margin_policy<M>() && std::is_same_v<head_kind_t<M>, CosineHead>;
+  } else {
+    return false;
+  }
 }
 template <class P>
 consteval bool check_kind(ScaledLinearHead) {

@@ -115,6 +115,13 @@ struct Portable : Launch {
                               std::int64_t cols) {
     for_each_2d(rows, cols, MarginBackward<P, T>{p, cos, labels, g, dcos, cols});
   }
+  // AdaCos's per-row statistics (kernels/margin.hpp): b[r], the sum of
+  // exp(s cos) over the row's non-target columns, and theta[r], its target angle.
+  template <class T>
+  static void adacos_row_stats(const T* cos, const std::int64_t* labels, double s, T* b, T* theta,
+                               std::int64_t rows, std::int64_t cols) {
+    for_each(rows, AdaCosRowStats<T>{cos, labels, s, b, theta, cols}, cols);
+  }
   // Center Loss update: c_j -= alpha / (1 + n_j) * sum_{y_i = j} (c_j - x_i)
   // for each class j present; deterministic.
   template <class T>
