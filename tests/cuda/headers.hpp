@@ -15,6 +15,7 @@
 #include <dml/heads/margin_policy.hpp>
 #include <dml/losses/center_loss.hpp>
 #include <dml/losses/cross_entropy.hpp>
+#include <dml/losses/embedding_loss.hpp>
 #include <dml/nn/nn.hpp>
 #include <dml/ops/batchnorm.hpp>
 #include <dml/ops/conv.hpp>

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -531,6 +532,64 @@ TEST_CASE("cuda nn ops: CenterLoss gives the CPU's loss, gradient and center upd
   close_rel(gpu[0], cpu[0], 1e-5, "CenterLoss loss");
   close_rel(gpu[1], cpu[1], 1e-5, "CenterLoss gradient");
   close_rel(gpu[2], cpu[2], 1e-5, "CenterLoss centers after two updates");
+}
+
+// Makers for the embedding-loss parity case: one loss type on either device.
+template <class T, class D>
+struct MakeTripletBatchHard {
+  static auto make(i64, i64) {
+    return std::make_unique<losses::TripletMargin<miners::BatchHard, distances::Euclidean, T, D>>(
+        losses::rules::TripletMargin<miners::BatchHard, distances::Euclidean>{.margin = 0.2});
+  }
+};
+template <class T, class D>
+struct MakeMultiSimilarity {
+  static auto make(i64, i64) {
+    return std::make_unique<losses::MultiSimilarity<miners::MultiSimilarity, distances::Cosine, T, D>>();
+  }
+};
+template <class T, class D>
+struct MakeSupCon {
+  static auto make(i64, i64) { return std::make_unique<losses::SupCon<miners::AllPairs, distances::Cosine, T, D>>(); }
+};
+template <class T, class D>
+struct MakeProxyAnchor {
+  static auto make(i64 c, i64 dim) { return std::make_unique<losses::ProxyAnchor<distances::Cosine, T, D>>(c, dim); }
+};
+template <class T, class D>
+struct MakeProxyNca {
+  static auto make(i64 c, i64 dim) {
+    return std::make_unique<losses::ProxyNCA<distances::SquaredEuclidean, T, D>>(c, dim);
+  }
+};
+
+TEST_CASE("cuda losses: embedding and proxy losses give the CPU's loss and gradients") {
+  DML_GPU_OR_SKIP();
+  const i64 n = 24, dim = 16, classes = 6;
+  auto emb = random_vec<float>(n * dim, 2500);
+  auto labels = random_labels(n, classes, 2501);
+  // One run of `Loss` on device D: the loss, d/d(embeddings) and, for proxy losses, d/d(proxies).
+  auto run = [&]<class Loss, class D>(Loss& loss, D) {
+    auto l = Tensor<i64, D>::from_vector(labels);
+    auto x = Tensor<float, D>::from_vector(emb, Shape{n, dim}).requires_grad_();
+    auto value = loss(x, l);
+    value.backward();
+    std::vector<std::vector<float>> out{{value.item()}, x.grad().to_vector()};
+    if constexpr (requires { loss.proxies(); }) out.push_back(loss.proxies().grad().to_vector());
+    return out;
+  };
+  auto both = [&]<template <class, class> class Make>(const std::string& name) {
+    auto cpu_loss = Make<float, Cpu>::make(classes, dim);
+    auto gpu_loss = Make<float, Cuda>::make(classes, dim);
+    auto cpu = run(*cpu_loss, Cpu{}), gpu = run(*gpu_loss, Cuda{});
+    REQUIRE(cpu.size() == gpu.size());
+    for (std::size_t k = 0; k < cpu.size(); ++k) close_rel(gpu[k], cpu[k], 1e-4, name + " output " + std::to_string(k));
+  };
+  both.template operator()<MakeTripletBatchHard>("TripletMargin<BatchHard>");
+  both.template operator()<MakeMultiSimilarity>("MultiSimilarity<MultiSimilarity>");
+  both.template operator()<MakeSupCon>("SupCon");
+  both.template operator()<MakeProxyAnchor>("ProxyAnchor");
+  both.template operator()<MakeProxyNca>("ProxyNCA");
 }
 
 }  // namespace

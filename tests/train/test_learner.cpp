@@ -480,3 +480,48 @@ TEST_CASE("lr_scales: matched parameters train at a fraction of the lr, through 
   CHECK_THROWS_WITH_AS(train::Learner(b2, h2, squares_splits(), optim::SGD{.lr = 0.05}, bad),
                        doctest::Contains("finite scale > 0"), Error);
 }
+
+TEST_CASE("a learner without a head trains an embedding loss on balanced batches") {
+  TinyBody body(3);
+  train::LearnerOptions o = quiet_options();
+  o.batch_size = 12;
+  o.balanced = data::ClassBalanced{.classes_per_batch = 3, .samples_per_class = 4};
+  losses::MultiSimilarity<miners::MultiSimilarity> ms;
+  train::Learner learn(body, squares_splits(), optim::Adam{.lr = 1e-2}, o);
+  static_assert(std::is_same_v<decltype(learn), train::Learner<float, Cpu>>);
+  CHECK_THROWS_WITH_AS(learn.fit(1), doctest::Contains("a learner without a head trains the losses given to add_loss"),
+                       Error);
+  learn.add_loss(ms, 1.0, "ms");
+  const double before = learn.validate().valid_loss;
+  learn.fit(6);
+  const auto& h = learn.history();
+  REQUIRE(h.size() == 6);
+  CHECK(std::isnan(h.back().accuracy));  // no head, no logits
+  CHECK(h.back().train_loss < h.front().train_loss - 0.2);
+  CHECK(h.back().valid_loss < before - 0.3);
+  CHECK_THROWS_WITH_AS(learn.predict(learn.data().test), doctest::Contains("has no head"), Error);
+  // The embeddings separate the classes: leave-one-out P@1 on the test set.
+  const Tensor<float, Cpu> e = eval::embed(body, learn.data().test);
+  const std::vector<float> v = e.to_vector();
+  const auto rep = eval::retrieval(v.data(), e.dim(0), e.dim(1), learn.data().test.labels);
+  CHECK(rep.precision_at_1 >= 0.9);
+}
+
+TEST_CASE("a headless learner with a proxy loss checkpoints its proxies and resumes exactly") {
+  TempDir dir;
+  TinyBody b1(5), b2(5);
+  losses::ProxyAnchor<> p1(3, 8), p2(3, 8, {}, 99);  // different initial proxies: the checkpoint must restore them
+  train::Learner<float, Cpu> straight(b1, squares_splits(), optim::SGD{.lr = 0.05, .momentum = 0.9},
+                                     quiet_options());
+  straight.add_loss(p1, 1.0, "proxy");
+  straight.fit(1);
+  straight.save_checkpoint(dir.path / "ckpt.safetensors");
+  straight.fit(1);
+  train::Learner<float, Cpu> resumed(b2, squares_splits(), optim::SGD{.lr = 0.05, .momentum = 0.9},
+                                     quiet_options());
+  resumed.add_loss(p2, 1.0, "proxy");
+  resumed.load_checkpoint(dir.path / "ckpt.safetensors");
+  resumed.fit(1);
+  CHECK(weights(b2) == weights(b1));
+  CHECK(p2.proxies().to_vector() == p1.proxies().to_vector());
+}

@@ -27,6 +27,12 @@ struct Sqrt {
   template <class T> DML_HD T operator()(T x) const { return math::sqrt(x); }
   template <class T> DML_HD T grad(T, T y, T g) const { return g / (T(2) * y); }
 };
+// sqrt(max(x, 0)) with gradient 0 where the result is 0: a distance of 0 has
+// no direction (the diagonal of a pairwise distance matrix).
+struct SafeSqrt {
+  template <class T> DML_HD T operator()(T x) const { return x > T(0) ? math::sqrt(x) : T(0); }
+  template <class T> DML_HD T grad(T, T y, T g) const { return y > T(0) ? g / (T(2) * y) : T(0); }
+};
 struct Square {
   template <class T> DML_HD T operator()(T x) const { return x * x; }
   template <class T> DML_HD T grad(T x, T, T g) const { return T(2) * x * g; }

@@ -48,6 +48,11 @@ template <class T, class D> Tensor<T, D> exp(const Tensor<T, D>& x) { return det
 // Natural log; the caller keeps x positive.
 template <class T, class D> Tensor<T, D> log(const Tensor<T, D>& x) { return detail::unary(fn::Log{}, x, "log"); }
 template <class T, class D> Tensor<T, D> sqrt(const Tensor<T, D>& x) { return detail::unary(fn::Sqrt{}, x, "sqrt"); }
+// sqrt(max(x, 0)), with gradient 0 where that is 0 (pairwise distances).
+template <class T, class D>
+Tensor<T, D> safe_sqrt(const Tensor<T, D>& x) {
+  return detail::unary(fn::SafeSqrt{}, x, "safe_sqrt");
+}
 template <class T, class D> Tensor<T, D> square(const Tensor<T, D>& x) { return detail::unary(fn::Square{}, x, "square"); }
 template <class T, class D> Tensor<T, D> relu(const Tensor<T, D>& x) { return detail::unary(fn::Relu{}, x, "relu"); }
 template <class T, class D> Tensor<T, D> sigmoid(const Tensor<T, D>& x) { return detail::unary(fn::Sigmoid{}, x, "sigmoid"); }

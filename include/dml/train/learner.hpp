@@ -11,6 +11,9 @@
 // (MarginHead<Sphere> fits its lambda schedule to the run).
 //
 // Loss of a batch = cross_entropy(head(body(x), y), y) + sum_k w_k * extra_k(body(x), y).
+// Without a head (train::Learner learn(body, data, optimiser)) the objective is
+// the sum alone: embedding losses such as losses::MultiSimilarity, with
+// balanced batches (LearnerOptions::balanced) so that every batch has positives.
 // A non-finite loss stops training with a dml::Error naming the epoch, the
 // batch and the term. save_checkpoint / resume continue a run bit for bit.
 #pragma once
@@ -165,19 +168,7 @@ class Learner {
   template <class Body, class Head, optim::Options O>
     requires std::derived_from<Body, ModuleT> && std::derived_from<Head, ModuleT>
   Learner(Body& body, Head& head, data::Splits data, O optimiser, LearnerOptions opts = {})
-      : body_(body), head_(head), data_(std::move(data)), opts_(std::move(opts)),
-        loader_(checked(data_.train, opts_),
-                data::LoaderOptions{.batch_size = opts_.batch_size, .shuffle = true, .balanced = opts_.balanced,
-                                    .drop_last = opts_.drop_last, .seed = opts_.seed, .prefetch = opts_.prefetch,
-                                    .augment = opts_.augment}),
-        make_optimizer_([optimiser](std::vector<optim::ParamGroup<T, D>> groups) {
-          return optim::make_unique(optimiser, std::move(groups));
-        }),
-        base_lr_(optimiser.lr) {
-    optimiser.validate();
-    for (const LrScale& s : opts_.lr_scales)
-      DML_CHECK(!s.prefix.empty() && std::isfinite(s.scale) && s.scale > 0, "LearnerOptions::lr_scales: prefix '",
-                s.prefix, "' needs a non-empty prefix and a finite scale > 0, got ", s.scale);
+      : Learner(static_cast<ModuleT&>(body), &head, nullptr, std::move(data), optimiser, std::move(opts)) {
     head_logits_ = [&head](const TensorT& emb, const Labels* labels) -> TensorT {
       if constexpr (requires { head(emb, *labels); }) {
         if (labels) return head(emb, *labels);
@@ -187,6 +178,17 @@ class Learner {
     if constexpr (requires(std::int64_t n) { head.plan_schedule(n); })
       plan_head_ = [&head](std::int64_t steps) { head.plan_schedule(steps); };
   }
+
+  // A learner without a head: the objective is the sum of the losses given to
+  // add_loss (embedding losses such as losses::MultiSimilarity<miners::MultiSimilarity>,
+  // proxy losses, Center Loss). There are no logits: validation reports the
+  // loss and no accuracy (#na#), predict() throws, and fit throws until a loss
+  // was added.
+  template <class Body, optim::Options O>
+    requires std::derived_from<Body, ModuleT>
+  Learner(Body& body, data::Splits data, O optimiser, LearnerOptions opts = {})
+      : Learner(static_cast<ModuleT&>(body), nullptr, std::make_unique<NoHead>(), std::move(data), optimiser,
+                std::move(opts)) {}
 
   Learner(const Learner&) = delete;
   Learner& operator=(const Learner&) = delete;
@@ -269,21 +271,27 @@ class Learner {
     double loss_sum = 0;
     std::int64_t correct = 0, n = 0;
     for_each_batch(data_.test, "valid", [&](const data::Batch& b, const TensorT& emb, const Labels& y) {
-      TensorT logits = head_logits_(emb, nullptr);
-      double loss = losses::cross_entropy(logits, y, opts_.label_smoothing).item();
+      double loss = 0;
+      if (has_head_) {
+        TensorT logits = head_logits_(emb, nullptr);
+        loss = losses::cross_entropy(logits, y, opts_.label_smoothing).item();
+        correct += count_correct(logits, b.labels);
+      }
       for (auto& e : extras_) loss += e.weight * static_cast<double>(e.fn(emb, y).item());
       loss_sum += loss * static_cast<double>(b.size());
-      correct += count_correct(logits, b.labels);
       n += b.size();
     });
     s.valid_loss = loss_sum / static_cast<double>(n);
-    s.accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    s.accuracy = has_head_ ? static_cast<double>(correct) / static_cast<double>(n)
+                           : std::numeric_limits<double>::quiet_NaN();
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return s;
   }
 
   // Inference logits [N, classes] of every image of ds, in order (eval mode, no graph).
   TensorT predict(const data::Dataset& ds) {
+    DML_CHECK(has_head_, "Learner::predict: this learner has no head (an embedding-loss objective), so no logits; "
+                         "use eval::embed for the embeddings");
     DML_CHECK(!ds.empty(), "Learner::predict: empty dataset");
     ModeGuard guard(*this, false);
     NoGrad no_grad;
@@ -330,7 +338,7 @@ class Learner {
   void save_checkpoint(const std::filesystem::path& path) {
     CheckpointFile f;
     nn::append_tensor_map(body_.state_dict(), "body.", f.tensors);
-    nn::append_tensor_map(head_.state_dict(), "head.", f.tensors);
+    nn::append_tensor_map(head_->state_dict(), "head.", f.tensors);
     for (const auto& e : extras_) nn::append_tensor_map(e.module->state_dict(), "loss." + e.name + ".", f.tensors);
     nn::append_tensor_map(opt().state_dict(), "optim.", f.tensors);
     auto& m = f.metadata;
@@ -401,13 +409,13 @@ class Learner {
     // Apply, rolling back to a snapshot if any part is refused.
     CheckpointFile backup;
     nn::append_tensor_map(body_.state_dict(), "body.", backup.tensors);
-    nn::append_tensor_map(head_.state_dict(), "head.", backup.tensors);
+    nn::append_tensor_map(head_->state_dict(), "head.", backup.tensors);
     for (const auto& e : extras_) nn::append_tensor_map(e.module->state_dict(), "loss." + e.name + ".", backup.tensors);
     nn::append_tensor_map(opt().state_dict(), "optim.", backup.tensors);
     const data::LoaderState old_loader = loader_.state();
     auto apply = [&](const io::TensorMap& tensors, const data::LoaderState& loader_state) {
       body_.load_state_dict(nn::state_dict_from<T, D>(tensors, "body."));
-      head_.load_state_dict(nn::state_dict_from<T, D>(tensors, "head."));
+      head_->load_state_dict(nn::state_dict_from<T, D>(tensors, "head."));
       for (const auto& e : extras_)
         e.module->load_state_dict(nn::state_dict_from<T, D>(tensors, "loss." + e.name + "."));
       opt().load_state_dict(nn::state_dict_from<T, D>(tensors, "optim."));
@@ -437,6 +445,30 @@ class Learner {
   }
 
  private:
+  // The head of a learner built without one: no parameters, never called.
+  struct NoHead : ModuleT {
+    std::string type_name() const override { return "NoHead"; }
+  };
+
+  template <optim::Options O>
+  Learner(ModuleT& body, ModuleT* head, std::unique_ptr<ModuleT> own_head, data::Splits data, O optimiser,
+          LearnerOptions opts)
+      : body_(body), own_head_(std::move(own_head)), head_(head ? head : own_head_.get()),
+        has_head_(head != nullptr), data_(std::move(data)), opts_(std::move(opts)),
+        loader_(checked(data_.train, opts_),
+                data::LoaderOptions{.batch_size = opts_.batch_size, .shuffle = true, .balanced = opts_.balanced,
+                                    .drop_last = opts_.drop_last, .seed = opts_.seed, .prefetch = opts_.prefetch,
+                                    .augment = opts_.augment}),
+        make_optimizer_([optimiser](std::vector<optim::ParamGroup<T, D>> groups) {
+          return optim::make_unique(optimiser, std::move(groups));
+        }),
+        base_lr_(optimiser.lr) {
+    optimiser.validate();
+    for (const LrScale& s : opts_.lr_scales)
+      DML_CHECK(!s.prefix.empty() && std::isfinite(s.scale) && s.scale > 0, "LearnerOptions::lr_scales: prefix '",
+                s.prefix, "' needs a non-empty prefix and a finite scale > 0, got ", s.scale);
+  }
+
   struct Extra {
     ModuleT* module;
     std::function<TensorT(const TensorT&, const Labels&)> fn;
@@ -475,14 +507,14 @@ class Learner {
 
   void set_mode(bool training) {
     body_.train(training);
-    head_.train(training);
+    head_->train(training);
     for (auto& e : extras_) e.module->train(training);
   }
 
   optim::Optimizer<T, D>& opt() {
     if (!optimizer_) {
       std::vector<optim::NamedParam<T, D>> params = optim::named_params(body_, "body.");
-      for (auto& p : optim::named_params(head_, "head.")) params.push_back(std::move(p));
+      for (auto& p : optim::named_params(*head_, "head.")) params.push_back(std::move(p));
       for (const auto& e : extras_)
         for (auto& p : optim::named_params(*e.module, "loss." + e.name + ".")) params.push_back(std::move(p));
       optimizer_ = make_optimizer_(scaled_groups(std::move(params)));
@@ -518,7 +550,7 @@ class Learner {
   template <class F>
   void for_each_generator(F&& f) {
     for (auto& [name, g] : body_.named_generators()) f("body." + name, *g);
-    for (auto& [name, g] : head_.named_generators()) f("head." + name, *g);
+    for (auto& [name, g] : head_->named_generators()) f("head." + name, *g);
     for (auto& e : extras_)
       for (auto& [name, g] : e.module->named_generators()) f("loss." + e.name + "." + name, *g);
   }
@@ -557,6 +589,8 @@ class Learner {
 
   void start(std::int64_t epochs, const optim::Schedule& schedule, std::optional<double> max_lr) {
     DML_CHECK(epochs >= 1, "Learner::fit: epochs must be >= 1, got ", epochs);
+    DML_CHECK(has_head_ || !extras_.empty(), "Learner::fit: a learner without a head trains the losses given to "
+                                             "add_loss, and none was added");
     DML_CHECK(!max_lr || (std::isfinite(*max_lr) && *max_lr > 0), "Learner::fit_one_cycle: max_lr must be > 0, got ",
               max_lr.value_or(0));
     const std::int64_t nb = loader_.num_batches();
@@ -632,13 +666,17 @@ class Learner {
     const TensorT x = detail::images_as<T, D>(b.images);
     const Labels y = detail::labels_as<D>(b.labels);
     TensorT emb = body_(x);
-    TensorT loss = losses::cross_entropy(head_logits_(emb, &y), y, opts_.label_smoothing);
-    double value = check_finite(loss.item(), "cross_entropy", b);
+    TensorT loss;
+    double value = 0;
+    if (has_head_) {
+      loss = losses::cross_entropy(head_logits_(emb, &y), y, opts_.label_smoothing);
+      value = check_finite(loss.item(), "cross_entropy", b);
+    }
     for (auto& e : extras_) {
       TensorT term = e.fn(emb, y);
       const double w = weight_now(e);
       value += w * check_finite(term.item(), e.name.c_str(), b);
-      loss = loss + term * T(w);
+      loss = loss.defined() ? loss + term * T(w) : term * T(w);
     }
     check_finite(value, "the total", b);
     o.zero_grad();
@@ -661,7 +699,9 @@ class Learner {
   }
 
   ModuleT& body_;
-  ModuleT& head_;
+  std::unique_ptr<ModuleT> own_head_;  // the empty head of a learner built without one
+  ModuleT* head_;
+  bool has_head_;
   std::function<TensorT(const TensorT&, const Labels*)> head_logits_;
   std::function<void(std::int64_t)> plan_head_;  // the head's plan_schedule(steps), when it has one
   std::vector<Extra> extras_;
@@ -679,6 +719,14 @@ class Learner {
   bool frozen_ = false, stop_ = false;
 };
 
+template <class Body, class O>
+  requires optim::Options<O>
+Learner(Body&, data::Splits, O)
+    -> Learner<typename detail::ModuleTypes<Body>::first_type, typename detail::ModuleTypes<Body>::second_type>;
+template <class Body, class O>
+  requires optim::Options<O>
+Learner(Body&, data::Splits, O, LearnerOptions)
+    -> Learner<typename detail::ModuleTypes<Body>::first_type, typename detail::ModuleTypes<Body>::second_type>;
 template <class Body, class Head, class O>
 Learner(Body&, Head&, data::Splits, O)
     -> Learner<typename detail::ModuleTypes<Body>::first_type, typename detail::ModuleTypes<Body>::second_type>;

@@ -25,6 +25,7 @@
 #include "gather.hpp"
 #include "margin.hpp"
 #include "pool.hpp"
+#include "row_loss.hpp"
 
 namespace dml::kernels {
 
@@ -128,6 +129,21 @@ struct Portable : Launch {
   static void center_update(T* centers, const T* x, const std::int64_t* labels, std::int64_t rows, std::int64_t dim,
                             std::int64_t classes, T alpha) {
     for_each_2d(classes, dim, CenterUpdate<T>{centers, x, labels, rows, dim, alpha}, rows);
+  }
+
+  // ---- embedding losses (kernels/row_loss.hpp; the rules are in losses/rules.hpp)
+  // terms[4 r + k] = the four partial sums of row r of mat [rows, cols].
+  template <class R, class T>
+  static void row_loss_forward(R rule, const T* mat, const std::int64_t* row_labels, const std::int64_t* col_labels,
+                               T* terms, std::int64_t rows, std::int64_t cols, bool same_set) {
+    for_each(rows, RowLossForward<R, T>{rule, mat, row_labels, col_labels, terms, cols, same_set}, cols * cols);
+  }
+  // grad = d(loss)/d(mat), with ga and gb the upstream gradient over each part's divisor.
+  template <class R, class T>
+  static void row_loss_backward(R rule, const T* mat, const std::int64_t* row_labels, const std::int64_t* col_labels,
+                                T* grad, std::int64_t rows, std::int64_t cols, bool same_set, T ga, T gb) {
+    for_each(rows, RowLossBackward<R, T>{rule, mat, row_labels, col_labels, grad, cols, same_set, ga, gb},
+             cols * cols);
   }
 
   // ---- forward poolings (kernels/pool.hpp)
