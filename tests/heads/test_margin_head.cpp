@@ -6,6 +6,7 @@
 
 #include <dml/heads/margin_head.hpp>
 
+#include "../fixture_file.hpp"
 #include "../gradcheck.hpp"
 
 using namespace dml;
@@ -17,24 +18,7 @@ using Labels = Tensor<std::int64_t>;
 
 namespace {
 
-std::map<std::string, std::vector<double>> load_reference() {
-  std::ifstream in(std::string(DML_TEST_DATA_DIR) + "/heads/head_ref.txt");
-  REQUIRE_MESSAGE(in.good(), "missing fixture tests/fixtures/heads/head_ref.txt");
-  std::map<std::string, std::vector<double>> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream ls(line);
-    std::string name;
-    std::size_t n;
-    ls >> name >> n;
-    std::vector<double> v(n);
-    for (auto& x : v) ls >> x;
-    REQUIRE_MESSAGE(!ls.fail(), "malformed fixture line for ", name);
-    out[name] = v;
-  }
-  return out;
-}
+testing::FixtureArrays load_reference() { return testing::load_fixture_arrays("heads/head_ref.txt"); }
 
 // Loads the fixture's weights into `head`, runs it in training mode on the
 // fixture batch and compares logits and gradients with PyTorch's.

@@ -1,12 +1,9 @@
 #include <doctest/doctest.h>
 
-#include <fstream>
-#include <map>
-#include <sstream>
-
 #include <dml/losses/embedding_loss.hpp>
 
 #include "../error_of.hpp"
+#include "../fixture_file.hpp"
 #include "../gradcheck.hpp"
 
 // The whole file in its own namespace: the unity build groups it with other loss tests.
@@ -16,27 +13,10 @@ using namespace dml;
 using TD = Tensor<double>;
 using Labels = Tensor<std::int64_t>;
 
-using Ref = std::map<std::string, std::vector<double>>;
+using Ref = testing::FixtureArrays;
 
 const Ref& reference() {
-  static const Ref ref = [] {
-    std::ifstream in(std::string(DML_TEST_DATA_DIR) + "/losses/embedding_ref.txt");
-    REQUIRE_MESSAGE(in.good(), "missing fixture tests/fixtures/losses/embedding_ref.txt");
-    Ref out;
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream ls(line);
-      std::string name;
-      std::size_t n;
-      ls >> name >> n;
-      std::vector<double> v(n);
-      for (auto& x : v) ls >> x;
-      REQUIRE_MESSAGE(!ls.fail(), "malformed fixture line for ", name);
-      out[name] = v;
-    }
-    return out;
-  }();
+  static const Ref ref = testing::load_fixture_arrays("losses/embedding_ref.txt");
   return ref;
 }
 

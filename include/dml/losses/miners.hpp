@@ -51,6 +51,13 @@ DML_HD Hardest<T> hardest(const kernels::RowView<T>& row) {
   return h;
 }
 
+// The row's hardest pair when the miner reads it, nothing otherwise.
+template <class Miner, bool kSimilarity, class T>
+DML_HD Hardest<T> row_stats(const kernels::RowView<T>& row) {
+  if constexpr (Miner::kNeedsHardest) return hardest<kSimilarity>(row);
+  else return {};
+}
+
 struct AllPairs {
   static constexpr bool kPairMiner = true, kNeedsHardest = false;
   template <class T> DML_HD bool keep_pos(T, const Hardest<T>&) const { return true; }

@@ -51,6 +51,16 @@ DML_HD T sigmoid(T x) {
   return x >= T(0) ? T(1) / (T(1) + math::exp(-x)) : math::exp(x) / (T(1) + math::exp(x));
 }
 
+// Which side of the anchor column j is on after the miner: 1 for a kept
+// positive, -1 for a kept negative, 0 for neither (on a similarity matrix).
+template <class Miner, class T>
+DML_HD int mined(const Miner& miner, const RowView<T>& row, std::int64_t j, const miners::Hardest<T>& h) {
+  const T uj = -row.value(j);
+  if (row.positive(j)) return miner.keep_pos(uj, h) ? 1 : 0;
+  if (row.negative(j)) return miner.keep_neg(uj, h) ? -1 : 0;
+  return 0;
+}
+
 // du/dv: +1 for a distance, -1 for a similarity.
 template <class Dist, class T>
 DML_HD T du_dv() {
@@ -143,8 +153,7 @@ struct Contrastive {
   }
   template <class T, class F>
   DML_HD void each(const RowView<T>& row, F&& f) const {  // f(j, positive, loss) for pairs with a loss > 0
-    miners::Hardest<T> h;
-    if constexpr (Miner::kNeedsHardest) h = miners::hardest<Dist::kSimilarity>(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, Dist::kSimilarity>(row);
     for (std::int64_t j = 0; j < row.cols; ++j) {
       const T v = row.value(j), uj = miners::to_u<Dist::kSimilarity>(v);
       if (row.positive(j) && miner.keep_pos(uj, h)) {
@@ -191,42 +200,29 @@ struct MultiSimilarity {
               ", beta ", beta, ", base ", base);
     miner.validate();
   }
-  // which: 1 for a kept positive, -1 for a kept negative, 0 for neither.
-  template <class T>
-  DML_HD int which(const RowView<T>& row, std::int64_t j, const miners::Hardest<T>& h) const {
-    const T uj = -row.value(j);
-    if (row.positive(j)) return miner.keep_pos(uj, h) ? 1 : 0;
-    if (row.negative(j)) return miner.keep_neg(uj, h) ? -1 : 0;
-    return 0;
-  }
   template <class T>
   DML_HD void sums(const RowView<T>& row, const miners::Hardest<T>& h, Lse<T>& pos, Lse<T>& neg) const {
     for (std::int64_t j = 0; j < row.cols; ++j) {
-      const int w = which(row, j, h);
+      const int w = mined(miner, row, j, h);
       if (w > 0) pos.add(-T(alpha) * (row.value(j) - T(base)));
       else if (w < 0) neg.add(T(beta) * (row.value(j) - T(base)));
     }
   }
   template <class T>
-  DML_HD miners::Hardest<T> stats(const RowView<T>& row) const {
-    if constexpr (Miner::kNeedsHardest) return miners::hardest<true>(row);
-    else return {};
-  }
-  template <class T>
   DML_HD RowTerms<T> forward(const RowView<T>& row) const {
-    const miners::Hardest<T> h = stats(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, true>(row);
     Lse<T> pos = Lse<T>::with_one(), neg = Lse<T>::with_one();
     sums(row, h, pos, neg);
     return {pos.value() / T(alpha) + neg.value() / T(beta), T(1), T(0), T(0)};
   }
   template <class T>
   DML_HD void backward(const RowView<T>& row, T ga, T, T* out) const {
-    const miners::Hardest<T> h = stats(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, true>(row);
     Lse<T> pos = Lse<T>::with_one(), neg = Lse<T>::with_one();
     sums(row, h, pos, neg);
     const T lp = pos.value(), ln = neg.value();
     for (std::int64_t j = 0; j < row.cols; ++j) {
-      const int w = which(row, j, h);
+      const int w = mined(miner, row, j, h);
       const T v = row.value(j);
       if (w > 0) out[j] += -ga * math::exp(-T(alpha) * (v - T(base)) - lp);
       else if (w < 0) out[j] += ga * math::exp(T(beta) * (v - T(base)) - ln);
@@ -267,16 +263,9 @@ struct Circle {
     return slope * (s - T(m));
   }
   template <class T>
-  DML_HD int which(const RowView<T>& row, std::int64_t j, const miners::Hardest<T>& h) const {
-    const T uj = -row.value(j);
-    if (row.positive(j)) return miner.keep_pos(uj, h) ? 1 : 0;
-    if (row.negative(j)) return miner.keep_neg(uj, h) ? -1 : 0;
-    return 0;
-  }
-  template <class T>
   DML_HD bool sums(const RowView<T>& row, const miners::Hardest<T>& h, Lse<T>& pos, Lse<T>& neg) const {
     for (std::int64_t j = 0; j < row.cols; ++j) {
-      const int w = which(row, j, h);
+      const int w = mined(miner, row, j, h);
       T slope;
       if (w > 0) pos.add(logit(row.value(j), w, slope));
       else if (w < 0) neg.add(logit(row.value(j), w, slope));
@@ -284,13 +273,8 @@ struct Circle {
     return !pos.empty && !neg.empty;
   }
   template <class T>
-  DML_HD miners::Hardest<T> stats(const RowView<T>& row) const {
-    if constexpr (Miner::kNeedsHardest) return miners::hardest<true>(row);
-    else return {};
-  }
-  template <class T>
   DML_HD RowTerms<T> forward(const RowView<T>& row) const {
-    const miners::Hardest<T> h = stats(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, true>(row);
     Lse<T> pos, neg;
     if (!sums(row, h, pos, neg)) return {};
     const T l = softplus(pos.value() + neg.value());
@@ -298,12 +282,12 @@ struct Circle {
   }
   template <class T>
   DML_HD void backward(const RowView<T>& row, T ga, T, T* out) const {
-    const miners::Hardest<T> h = stats(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, true>(row);
     Lse<T> pos, neg;
     if (!sums(row, h, pos, neg)) return;
     const T lp = pos.value(), ln = neg.value(), g = ga * sigmoid(lp + ln);
     for (std::int64_t j = 0; j < row.cols; ++j) {
-      const int w = which(row, j, h);
+      const int w = mined(miner, row, j, h);
       if (w == 0) continue;
       T slope;
       const T z = logit(row.value(j), w, slope);
@@ -331,24 +315,12 @@ struct NTXent {
               temperature);
     miner.validate();
   }
-  template <class T>
-  DML_HD int which(const RowView<T>& row, std::int64_t j, const miners::Hardest<T>& h) const {
-    const T uj = -row.value(j);
-    if (row.positive(j)) return miner.keep_pos(uj, h) ? 1 : 0;
-    if (row.negative(j)) return miner.keep_neg(uj, h) ? -1 : 0;
-    return 0;
-  }
-  template <class T>
-  DML_HD miners::Hardest<T> stats(const RowView<T>& row) const {
-    if constexpr (Miner::kNeedsHardest) return miners::hardest<true>(row);
-    else return {};
-  }
   // The negatives' log-sum-exp of s/t (empty when there are none).
   template <class T>
   DML_HD Lse<T> negatives(const RowView<T>& row, const miners::Hardest<T>& h) const {
     Lse<T> neg;
     for (std::int64_t j = 0; j < row.cols; ++j)
-      if (which(row, j, h) < 0) neg.add(row.value(j) / T(temperature));
+      if (mined(miner, row, j, h) < 0) neg.add(row.value(j) / T(temperature));
     return neg;
   }
   // log(exp(z) + exp(lse_neg)) for a positive's z.
@@ -360,11 +332,11 @@ struct NTXent {
   }
   template <class T>
   DML_HD RowTerms<T> forward(const RowView<T>& row) const {
-    const miners::Hardest<T> h = stats(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, true>(row);
     const Lse<T> neg = negatives(row, h);
     RowTerms<T> t;
     for (std::int64_t j = 0; j < row.cols; ++j)
-      if (which(row, j, h) > 0) {
+      if (mined(miner, row, j, h) > 0) {
         const T z = row.value(j) / T(temperature);
         t.a_sum += log_denominator(z, neg) - z;
         t.a_count += T(1);
@@ -373,7 +345,7 @@ struct NTXent {
   }
   template <class T>
   DML_HD void backward(const RowView<T>& row, T ga, T, T* out) const {
-    const miners::Hardest<T> h = stats(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, true>(row);
     const Lse<T> neg = negatives(row, h);
     const T g = ga / T(temperature);
     // Each positive p: d/dz_p = softmax_p - 1, and every negative n gets
@@ -381,14 +353,14 @@ struct NTXent {
     // negatives' largest z, so nothing overflows).
     T weight = T(0);
     for (std::int64_t j = 0; j < row.cols; ++j)
-      if (which(row, j, h) > 0) {
+      if (mined(miner, row, j, h) > 0) {
         const T z = row.value(j) / T(temperature), ld = log_denominator(z, neg);
         out[j] += g * (math::exp(z - ld) - T(1));
         if (!neg.empty) weight += math::exp(neg.m - ld);  // <= 1: ld >= the negatives' lse >= their max
       }
     if (neg.empty) return;
     for (std::int64_t j = 0; j < row.cols; ++j)
-      if (which(row, j, h) < 0) out[j] += g * math::exp(row.value(j) / T(temperature) - neg.m) * weight;
+      if (mined(miner, row, j, h) < 0) out[j] += g * math::exp(row.value(j) / T(temperature) - neg.m) * weight;
   }
 };
 
@@ -411,18 +383,6 @@ struct SupCon {
               temperature);
     miner.validate();
   }
-  template <class T>
-  DML_HD int which(const RowView<T>& row, std::int64_t j, const miners::Hardest<T>& h) const {
-    const T uj = -row.value(j);
-    if (row.positive(j)) return miner.keep_pos(uj, h) ? 1 : 0;
-    if (row.negative(j)) return miner.keep_neg(uj, h) ? -1 : 0;
-    return 0;
-  }
-  template <class T>
-  DML_HD miners::Hardest<T> stats(const RowView<T>& row) const {
-    if constexpr (Miner::kNeedsHardest) return miners::hardest<true>(row);
-    else return {};
-  }
   // lse over P u N, the number of positives and the mean z of the positives.
   template <class T>
   DML_HD T loss(const RowView<T>& row, const miners::Hardest<T>& h, T& lse, T& npos) const {
@@ -430,7 +390,7 @@ struct SupCon {
     T zsum = T(0);
     npos = T(0);
     for (std::int64_t j = 0; j < row.cols; ++j) {
-      const int w = which(row, j, h);
+      const int w = mined(miner, row, j, h);
       if (w == 0) continue;
       const T z = row.value(j) / T(temperature);
       all.add(z);
@@ -443,17 +403,17 @@ struct SupCon {
   template <class T>
   DML_HD RowTerms<T> forward(const RowView<T>& row) const {
     T lse, npos;
-    const T l = loss(row, stats(row), lse, npos);
+    const T l = loss(row, miners::row_stats<Miner, true>(row), lse, npos);
     return {l, l > T(0) ? T(1) : T(0), T(0), T(0)};
   }
   template <class T>
   DML_HD void backward(const RowView<T>& row, T ga, T, T* out) const {
-    const miners::Hardest<T> h = stats(row);
+    const miners::Hardest<T> h = miners::row_stats<Miner, true>(row);
     T lse, npos;
     if (loss(row, h, lse, npos) <= T(0)) return;
     const T g = ga / T(temperature);
     for (std::int64_t j = 0; j < row.cols; ++j) {
-      const int w = which(row, j, h);
+      const int w = mined(miner, row, j, h);
       if (w == 0) continue;
       out[j] += g * (math::exp(row.value(j) / T(temperature) - lse) - (w > 0 ? T(1) / npos : T(0)));
     }
