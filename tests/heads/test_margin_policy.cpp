@@ -462,8 +462,8 @@ TEST_CASE("SubCenter wraps a margin policy with k sub-centres per class") {
   const SubCenter<Arc> p{.margin = {.s = 64, .m = 0.5}, .k = 5};
   CHECK(p.scale() == 64);
   CHECK(p.centers_per_class() == 5);
-  CHECK(heads::detail::centers_per_class(p) == 5);
-  CHECK(heads::detail::centers_per_class(Arc{}) == 1);
+  CHECK(dml::heads::detail::centers_per_class(p) == 5);
+  CHECK(dml::heads::detail::centers_per_class(Arc{}) == 1);
   CHECK(SubCenter<Arc>{}.k == 3);
   CHECK_THROWS_WITH_AS(SubCenter<Arc>{.k = 0}.validate(), doctest::Contains("k (sub-centres per class) must be >= 1"),
                        dml::Error);
