@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <vector>
@@ -20,19 +21,39 @@
 
 namespace dml::eval {
 
+// Points of a ROC curve, one per distinct score plus a first point (0, 0):
+// sample i is called positive when scores[i] >= thresholds[p]. thresholds
+// descend from +infinity (nothing called positive) to the lowest score
+// (everything), so fpr and tpr rise from 0 to 1.
+struct RocCurve {
+  std::vector<double> fpr, tpr, thresholds;
+  std::size_t size() const { return thresholds.size(); }
+};
+
 namespace detail {
+// Checks scores / positive flags for the ROC functions (named by what) and
+// returns the number of positives; throws on a length mismatch, NaN, or an
+// empty class.
 template <class T>
-double roc_auc_impl(std::span<const T> scores, std::span<const std::uint8_t> positive) {
-  DML_CHECK(scores.size() == positive.size(), "roc_auc: ", scores.size(), " scores but ", positive.size(),
+std::int64_t roc_count_positives(std::span<const T> scores, std::span<const std::uint8_t> positive,
+                                 const char* what) {
+  DML_CHECK(scores.size() == positive.size(), what, ": ", scores.size(), " scores but ", positive.size(),
             " positive flags");
   std::int64_t n_pos = 0;
   for (std::size_t i = 0; i < scores.size(); ++i) {
-    DML_CHECK(!std::isnan(scores[i]), "roc_auc: score ", i, " is NaN");
+    DML_CHECK(!std::isnan(scores[i]), what, ": score ", i, " is NaN");
     n_pos += positive[i] != 0;
   }
   const std::int64_t n_neg = static_cast<std::int64_t>(scores.size()) - n_pos;
-  DML_CHECK(n_pos > 0, "roc_auc: no positive (unknown-class) samples among ", scores.size());
-  DML_CHECK(n_neg > 0, "roc_auc: no negative (known-class) samples among ", scores.size());
+  DML_CHECK(n_pos > 0, what, ": no positive (unknown-class) samples among ", scores.size());
+  DML_CHECK(n_neg > 0, what, ": no negative (known-class) samples among ", scores.size());
+  return n_pos;
+}
+
+template <class T>
+double roc_auc_impl(std::span<const T> scores, std::span<const std::uint8_t> positive) {
+  const std::int64_t n_pos = roc_count_positives(scores, positive, "roc_auc");
+  const std::int64_t n_neg = static_cast<std::int64_t>(scores.size()) - n_pos;
   std::vector<std::int64_t> order(scores.size());
   std::iota(order.begin(), order.end(), std::int64_t{0});
   std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return scores[a] < scores[b]; });
@@ -49,6 +70,28 @@ double roc_auc_impl(std::span<const T> scores, std::span<const std::uint8_t> pos
   const double u = rank_sum - 0.5 * static_cast<double>(n_pos) * static_cast<double>(n_pos + 1);
   return u / (static_cast<double>(n_pos) * static_cast<double>(n_neg));
 }
+
+template <class T>
+RocCurve roc_curve_impl(std::span<const T> scores, std::span<const std::uint8_t> positive) {
+  const std::int64_t n_pos = roc_count_positives(scores, positive, "roc_curve");
+  const double n_neg = static_cast<double>(scores.size()) - static_cast<double>(n_pos);
+  std::vector<std::int64_t> order(scores.size());
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return scores[a] > scores[b]; });
+  RocCurve c;
+  c.fpr.push_back(0.0);
+  c.tpr.push_back(0.0);
+  c.thresholds.push_back(std::numeric_limits<double>::infinity());
+  std::int64_t tp = 0, fp = 0;
+  for (std::size_t i = 0; i < order.size();) {  // one point per group of equal scores
+    const T value = scores[order[i]];
+    for (; i < order.size() && scores[order[i]] == value; ++i) (positive[order[i]] != 0 ? tp : fp) += 1;
+    c.fpr.push_back(static_cast<double>(fp) / n_neg);
+    c.tpr.push_back(static_cast<double>(tp) / static_cast<double>(n_pos));
+    c.thresholds.push_back(static_cast<double>(value));
+  }
+  return c;
+}
 }  // namespace detail
 
 // Exact ROC-AUC = P(score of a positive > score of a negative) + 0.5 P(tie),
@@ -60,6 +103,17 @@ inline double roc_auc(std::span<const double> scores, std::span<const std::uint8
 }
 inline double roc_auc(std::span<const float> scores, std::span<const std::uint8_t> positive) {
   return detail::roc_auc_impl(scores, positive);
+}
+
+// The ROC curve behind roc_auc: one (FPR, TPR, threshold) point per distinct
+// score, from (0, 0) at threshold +infinity to (1, 1) at the lowest score, as
+// scikit-learn's roc_curve(drop_intermediate=False). Its trapezoid area is
+// roc_auc. Same arguments and errors as roc_auc.
+inline RocCurve roc_curve(std::span<const double> scores, std::span<const std::uint8_t> positive) {
+  return detail::roc_curve_impl(scores, positive);
+}
+inline RocCurve roc_curve(std::span<const float> scores, std::span<const std::uint8_t> positive) {
+  return detail::roc_curve_impl(scores, positive);
 }
 
 // The n unknown classes of protocol case c: {c, c+1, ..., c+n-1} mod
