@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <dml/data/loader.hpp>
+
+#include "batch_record.hpp"
 #include <set>
 #include <stdexcept>
 #include <vector>
@@ -27,36 +29,10 @@ Dataset counting(std::int64_t n) {
   return Dataset::from_vectors(v, Shape{1, 4, 4}, labels);
 }
 
-struct Seen {
-  std::vector<std::int64_t> indices, labels;
-  std::vector<float> pixels;
-  std::vector<std::int64_t> sizes;
-  std::int64_t epoch = -1;
-  friend bool operator==(const Seen&, const Seen&) = default;
-};
-
-Seen record(const Batch& b) {
-  Seen s;
-  s.indices = b.indices;
-  s.labels = b.labels.to_vector();
-  s.pixels = b.images.to_vector();
-  s.sizes = {b.size(), b.index};
-  s.epoch = b.epoch;
-  return s;
-}
-
-// Every batch of the loader's current epoch.
-std::vector<Seen> one_epoch(DataLoader& loader) {
-  std::vector<Seen> out;
-  for (Batch& b : loader) out.push_back(record(b));
-  return out;
-}
-
-std::vector<std::int64_t> flat_indices(const std::vector<Seen>& epoch) {
-  std::vector<std::int64_t> out;
-  for (const auto& s : epoch) out.insert(out.end(), s.indices.begin(), s.indices.end());
-  return out;
-}
+using dml::testing::flat_indices;
+using dml::testing::one_epoch;
+using dml::testing::record;
+using Seen = dml::testing::SeenBatch;
 
 LoaderOptions opts(std::int64_t batch, std::uint64_t seed, bool prefetch) {
   LoaderOptions o;
@@ -83,7 +59,7 @@ TEST_CASE("a shuffled epoch covers every index exactly once, with matching image
   for (std::size_t k = 0; k < epoch.size(); ++k) {
     const Seen& s = epoch[k];
     CHECK(s.epoch == 0);
-    CHECK(s.sizes[1] == static_cast<std::int64_t>(k));
+    CHECK(s.index == static_cast<std::int64_t>(k));
     for (std::size_t j = 0; j < s.indices.size(); ++j) {
       CHECK(s.labels[j] == s.indices[j] % 3);
       for (int p = 0; p < 16; ++p)
@@ -161,17 +137,7 @@ TEST_CASE("prefetch on and off, and any thread count, give identical augmented b
   Dataset ds = counting(23);
   auto base = opts(5, 99, false);
   base.augment = {.pad = 1, .rotate_degrees = 15, .hflip = true};
-  std::vector<std::vector<Seen>> runs;
-  for (int variant = 0; variant < 3; ++variant) {
-    auto o = base;
-    o.prefetch = variant > 0;
-    o.threads = variant == 2 ? 2 : 1;
-    DataLoader loader(ds, o);
-    std::vector<Seen> all;
-    for (int e = 0; e < 3; ++e)
-      for (Batch& b : loader) all.push_back(record(b));
-    runs.push_back(all);
-  }
+  const auto runs = dml::testing::runs_by_launch(ds, base);
   REQUIRE(runs[0].size() == 15);
   CHECK(runs[0] == runs[1]);
   CHECK(runs[0] == runs[2]);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../error_of.hpp"
+#include "batch_record.hpp"
 
 // The whole file in a namespace of its own: the unity build compiles it with test_loader.cpp.
 namespace test_sampler {
@@ -49,26 +50,10 @@ LoaderOptions balanced(std::int64_t p, std::int64_t k, std::uint64_t seed, bool 
   return o;
 }
 
-struct Seen {
-  std::vector<std::int64_t> indices, labels;
-  std::vector<float> pixels;
-  std::int64_t epoch = -1, index = -1;
-  friend bool operator==(const Seen&, const Seen&) = default;
-};
-
-Seen record(const Batch& b) { return {b.indices, b.labels.to_vector(), b.images.to_vector(), b.epoch, b.index}; }
-
-std::vector<Seen> one_epoch(DataLoader& loader) {
-  std::vector<Seen> out;
-  for (Batch& b : loader) out.push_back(record(b));
-  return out;
-}
-
-std::vector<std::int64_t> flat_indices(const std::vector<Seen>& epoch) {
-  std::vector<std::int64_t> out;
-  for (const auto& s : epoch) out.insert(out.end(), s.indices.begin(), s.indices.end());
-  return out;
-}
+using dml::testing::flat_indices;
+using dml::testing::one_epoch;
+using dml::testing::record;
+using Seen = dml::testing::SeenBatch;
 
 // Checks that b is P runs of K rows, one distinct class per run, labels (and,
 // unless `augmented`, pixels) those of its rows, and (unless `repeats`) no row twice.
@@ -131,17 +116,7 @@ TEST_CASE("balanced batches follow the seed and the epoch; prefetch and threads 
   const Dataset ds = classes_of({10, 7, 12, 9, 8, 11});
   auto o = balanced(3, 3, 21);
   o.augment = {.pad = 1, .rotate_degrees = 15, .hflip = true};
-  std::vector<std::vector<Seen>> runs;
-  for (int variant = 0; variant < 3; ++variant) {
-    auto v = o;
-    v.prefetch = variant > 0;
-    v.threads = variant == 2 ? 2 : 1;
-    DataLoader loader(ds, v);
-    std::vector<Seen> all;
-    for (int e = 0; e < 3; ++e)
-      for (Batch& b : loader) all.push_back(record(b));
-    runs.push_back(all);
-  }
+  const auto runs = dml::testing::runs_by_launch(ds, o);
   REQUIRE(runs[0].size() == 3 * 6);  // floor(57 / 9) = 6 per epoch
   CHECK(runs[0] == runs[1]);
   CHECK(runs[0] == runs[2]);

@@ -25,6 +25,13 @@ struct RowView {
   DML_HD bool negative(std::int64_t j) const { return col_labels[j] != label; }
 };
 
+// Row r of mat [rows, cols] with its label; the diagonal is excluded when rows and columns are one set.
+template <class T>
+DML_HD RowView<T> row_view(const T* mat, const std::int64_t* row_labels, const std::int64_t* col_labels,
+                           std::int64_t r, std::int64_t cols, bool same_set) {
+  return {mat + r * cols, col_labels, row_labels[r], same_set ? r : -1, cols};
+}
+
 // A row's share of a loss made of two averaged parts,
 //   loss = sum_r a_sum / max(1, sum_r a_count) + sum_r b_sum / max(1, sum_r b_count),
 // which covers PML's reducers: the mean over non-zero terms (count the
@@ -46,7 +53,7 @@ struct RowLossForward {
   std::int64_t cols;
   bool same_set;
   DML_HD void operator()(std::int64_t r) const {
-    const RowView<T> row{mat + r * cols, col_labels, row_labels[r], same_set ? r : -1, cols};
+    const RowView<T> row = row_view(mat, row_labels, col_labels, r, cols, same_set);
     const RowTerms<T> t = rule.forward(row);
     terms[4 * r] = t.a_sum;
     terms[4 * r + 1] = t.a_count;
@@ -68,7 +75,7 @@ struct RowLossBackward {
   bool same_set;
   T ga, gb;
   DML_HD void operator()(std::int64_t r) const {
-    const RowView<T> row{mat + r * cols, col_labels, row_labels[r], same_set ? r : -1, cols};
+    const RowView<T> row = row_view(mat, row_labels, col_labels, r, cols, same_set);
     T* out = grad + r * cols;
     for (std::int64_t j = 0; j < cols; ++j) out[j] = T(0);
     rule.backward(row, ga, gb, out);
