@@ -39,6 +39,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -57,6 +58,7 @@
 #include <dml/io/json.hpp>
 #include <dml/io/npy.hpp>
 #include <dml/losses/center_loss.hpp>
+#include <dml/losses/methods.hpp>
 #include <dml/nn/resnet.hpp>
 #include <dml/optim/adam.hpp>
 #include <dml/train/learner.hpp>
@@ -77,6 +79,8 @@ namespace reproduce {
 using recipe::kAdamWLr, recipe::kAdamWWeightDecay, recipe::kSgdLr, recipe::kSgdWeightDecay;
 // Epochs of the default run (docs/training.md has the ablation that chose them).
 inline constexpr std::int64_t kEpochs = 2, kAnomalyEpochs = 1;
+// The lr multiplier of a proxy loss's proxies (ProxyAnchor's paper trains them at 100x).
+inline constexpr double kProxyLrScale = 10;
 
 struct Config {
   fs::path data = "data/mnist";
@@ -100,6 +104,7 @@ struct Config {
   double center_weight = heads::kCenterLossWeight;
   double center_warmup = recipe::kCenterWarmup;  // share of a fit over which the Center Loss weight ramps up from 0
   double center_alpha = 0.5;
+  double proxy_lr_scale = kProxyLrScale;
   std::int64_t width = 64;      // ResNet base width (64 = ResNet18)
   std::int64_t embedding = 512;
   int tsne_iterations = 1000;
@@ -127,7 +132,10 @@ one-cycle lr peaking at 0.05, weight decay 5e-4, shift + rotation augmentation, 
   --distance D        cosine or l2 (default cosine): retrieval and anomaly scores
   --seed S            seed of weights, shuffling and the random halves (default 0)
   --methods A,B,...   a subset of softmax,l2,arc,cos,sphere,center (or l2softmax, arcface, ...);
-                      subcenter and adacos (sub-centre ArcFace, AdaCos) too, not in the default six
+                      beyond the default six: the heads subcenter and adacos (sub-centre ArcFace,
+                      AdaCos) and the embedding losses triplet (batch-hard), ms (multi-similarity
+                      + its miner), proxyanchor, supcon, contrastive, circle, ntxent, proxynca
+                      (no head: accuracy is 1-NN against the training embeddings)
   --subset N          at most N training and N/6 test images (smoke runs)
   --batch-size N      training batch size (default 64)
   --optimizer O       sgd (Nesterov, momentum 0.9; default) or adamw
@@ -138,6 +146,7 @@ one-cycle lr peaking at 0.05, weight decay 5e-4, shift + rotation augmentation, 
   --center-weight X   Center Loss weight (default 0.125, the article's)
   --center-warmup F   share of each fit over which that weight ramps up from 0 (default 0.5)
   --center-alpha A    Center Loss's centre update rate (default 0.5, the paper's)
+  --proxy-lr-scale X  lr multiplier of the proxies of proxyanchor and proxynca (default 10)
   --width N           ResNet base width (default 64; smaller only for smoke runs)
   --tsne-iterations N t-SNE steps (default 1000)
   --quiet             no per-epoch tables
@@ -151,6 +160,20 @@ inline std::vector<std::string> split_list(const std::string& s) {
     if (!item.empty()) out.push_back(item);
   return out;
 }
+
+// The head methods (heads::with_method) and the embedding losses
+// (losses::with_embedding_loss) by name; throws dml::Error listing both.
+inline const heads::MethodInfo& method_of(std::string_view name) {
+  if (const heads::MethodInfo* m = heads::find_method(name)) return *m;
+  if (const heads::MethodInfo* m = losses::find_embedding_method(name)) return *m;
+  std::string valid;
+  for (const heads::MethodInfo& m : heads::kMethods) valid += (valid.empty() ? "" : ", ") + std::string(m.key);
+  for (const heads::MethodInfo& m : heads::kMoreMethods) valid += ", " + std::string(m.key);
+  for (const heads::MethodInfo& m : losses::kEmbeddingMethods) valid += ", " + std::string(m.key);
+  throw Error("unknown method '" + std::string(name) + "' (expected one of " + valid + ")");
+}
+// True for an embedding loss (no head, no logits: accuracy is 1-NN on the training embeddings).
+inline bool headless(const heads::MethodInfo& m) { return losses::find_embedding_method(m.key) != nullptr; }
 
 // Parses argv; throws dml::Error naming the bad option. Returns false for --help.
 inline bool parse_args(int argc, char** argv, Config& c) {
@@ -213,6 +236,7 @@ inline bool parse_args(int argc, char** argv, Config& c) {
     else if (a == "--center-weight") c.center_weight = number(i, 0);
     else if (a == "--center-warmup") c.center_warmup = number(i, 0);
     else if (a == "--center-alpha") c.center_alpha = number(i, 0);
+    else if (a == "--proxy-lr-scale") c.proxy_lr_scale = number(i, 1e-6);
     else if (a == "--dropout") {
       const std::string v = value(i);
       const auto parts = split_list(v);
@@ -249,7 +273,7 @@ inline bool parse_args(int argc, char** argv, Config& c) {
       c.metric = v == "cosine" ? eval::Metric::Cosine : eval::Metric::L2;
     } else if (a == "--methods") {
       c.methods.clear();
-      for (const std::string& m : split_list(value(i))) c.methods.push_back(&heads::method_info(m));
+      for (const std::string& m : split_list(value(i))) c.methods.push_back(&method_of(m));
     } else {
       throw Error("unknown option '" + a + "' (see --help)");
     }
@@ -335,72 +359,120 @@ struct Trained {
   double seconds = 0;
 };
 
-// Trains a fresh ResNet18 + head of `method` on splits.train (validating on
-// splits.test), then embeds each of `to_embed` (embeddings and logits).
+// P x K batches of `batch` rows for a pair loss over `classes` classes: the
+// most classes P <= classes that divide the batch with K >= 2 rows each
+// (batch 64: 8 x 8 on ten classes, 4 x 16 on five); nullopt when none does.
+inline std::optional<data::ClassBalanced> balanced_batches(std::int64_t batch, std::int64_t classes) {
+  for (std::int64_t p = std::min(classes, batch / 2); p >= 2; --p)
+    if (batch % p == 0) return data::ClassBalanced{.classes_per_batch = p, .samples_per_class = batch / p};
+  return std::nullopt;
+}
+
+// Builds the Learner of the recipe (the optimiser of cfg) with make(optimiser,
+// opts), trains it for `epochs` (after cfg.frozen_epochs frozen ones) while
+// counting its work on `clock`, and returns it.
+template <class D, class Make>
+std::unique_ptr<train::Learner<float, D>> fit_recipe(const data::Splits& splits, std::int64_t epochs,
+                                                     train::LearnerOptions opts, const Config& cfg, Clock& clock,
+                                                     Make&& make, const std::function<void(train::Learner<float, D>&)>& add) {
+  std::unique_ptr<train::Learner<float, D>> learn =
+      cfg.optimizer == "sgd" ? make(recipe::sgd(cfg.lr, cfg.weight_decay), opts)
+                             : make(optim::AdamW{.lr = cfg.lr, .weight_decay = cfg.weight_decay}, opts);
+  add(*learn);
+  const std::int64_t batch = opts.batch_size;
+  learn->add_callback({.on_batch_end = [&clock, batch](train::Learner<float, D>& l, const train::BatchInfo&) {
+                         clock.add(static_cast<double>(batch) *
+                                   (l.frozen() ? clock.rates().frozen : clock.rates().train));
+                         clock.batch_done();
+                       },
+                       .on_epoch_end = [&clock, &splits](train::Learner<float, D>&, const train::EpochStats&) {
+                         clock.add(static_cast<double>(splits.test.size()) * clock.rates().infer);
+                       }});
+  if (cfg.frozen_epochs > 0) {
+    learn->freeze();
+    learn->fit_one_cycle(cfg.frozen_epochs);
+    learn->unfreeze();
+  }
+  learn->fit_one_cycle(epochs);
+  return learn;
+}
+
+// Trains a fresh ResNet18 on splits.train (validating on splits.test) with
+// `method`: a head + cross-entropy (and Center Loss), or an embedding loss on
+// the body's embeddings (P x K batches for pair losses; proxies at 10x the
+// lr). Then embeds each of `to_embed` (embeddings and, with a head, logits).
 template <class D>
 Trained train_model(const heads::MethodInfo& method, const data::Splits& splits, std::int64_t epochs,
                     std::uint64_t seed, const std::vector<const data::Dataset*>& to_embed, const Config& cfg,
                     Clock& clock) {
-  return heads::with_method(method.key, [&](auto policy, double center_weight) -> Trained {
-    using Policy = decltype(policy);
-    const auto t0 = std::chrono::steady_clock::now();
-    const std::int64_t classes = splits.train.num_classes;
-    nn::ResNet18<float, D> body({.in_channels = splits.train.channels(), .embedding = cfg.embedding,
-                                 .head = nn::Head::Fastai, .width = cfg.width, .seed = seed,
-                                 .head_dropout = cfg.dropout});
-    if (!cfg.pretrained.empty())  // the classifier (fc.) and the embedding head (head.) stay new
-      nn::load_weights(body, cfg.pretrained, {.skip_prefixes = {"fc.", "head."}});
-    heads::MarginHead<Policy, float, D> head(cfg.embedding, classes, policy, seed + 1);
-    losses::CenterLoss<float, D> center_loss(classes, cfg.embedding, cfg.center_alpha);
-    train::LearnerOptions opts;
-    // Tiny subsets (smoke runs): the known-class part of an anomaly case may hold fewer
-    // images than a batch, and the loader drops incomplete batches.
-    opts.batch_size = std::min(cfg.batch_size, splits.train.size());
-    if (opts.batch_size < cfg.batch_size)
-      std::cout << "note: " << splits.train.size() << " training images, fewer than --batch-size "
-                << cfg.batch_size << ": batches of " << opts.batch_size << std::endl;
-    opts.seed = seed;
-    opts.quiet = cfg.quiet;
-    if (cfg.augment) opts.augment = recipe::augment();
-    if (!cfg.pretrained.empty()) opts.lr_scales = train::resnet_lr_scales(recipe::kPretrainedLowestLr);
-    std::unique_ptr<train::Learner<float, D>> owned;
-    if (cfg.optimizer == "sgd")
-      owned = std::make_unique<train::Learner<float, D>>(
-          body, head, splits,
-          recipe::sgd(cfg.lr, cfg.weight_decay),
-          opts);
-    else
-      owned = std::make_unique<train::Learner<float, D>>(
-          body, head, splits,
-          optim::AdamW{.lr = cfg.lr, .weight_decay = cfg.weight_decay},
-          opts);
-    train::Learner<float, D>& learn = *owned;
-    if (center_weight > 0) learn.add_loss(center_loss, cfg.center_weight, "center", cfg.center_warmup);
-    learn.add_callback({.on_batch_end = [&](train::Learner<float, D>& l, const train::BatchInfo&) {
-                          clock.add(static_cast<double>(opts.batch_size) *
-                                    (l.frozen() ? clock.rates().frozen : clock.rates().train));
-                          clock.batch_done();
-                        },
-                        .on_epoch_end = [&](train::Learner<float, D>&, const train::EpochStats&) {
-                          clock.add(static_cast<double>(splits.test.size()) * clock.rates().infer);
-                        }});
-    if (cfg.frozen_epochs > 0) {
-      learn.freeze();
-      learn.fit_one_cycle(cfg.frozen_epochs);
-      learn.unfreeze();
-    }
-    learn.fit_one_cycle(epochs);
-    Trained t;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::int64_t classes = splits.train.num_classes;
+  nn::ResNet18<float, D> body({.in_channels = splits.train.channels(), .embedding = cfg.embedding,
+                               .head = nn::Head::Fastai, .width = cfg.width, .seed = seed,
+                               .head_dropout = cfg.dropout});
+  if (!cfg.pretrained.empty())  // the classifier (fc.) and the embedding head (head.) stay new
+    nn::load_weights(body, cfg.pretrained, {.skip_prefixes = {"fc.", "head."}});
+  train::LearnerOptions opts;
+  // Tiny subsets (smoke runs): the known-class part of an anomaly case may hold fewer
+  // images than a batch, and the loader drops incomplete batches.
+  opts.batch_size = std::min(cfg.batch_size, splits.train.size());
+  if (opts.batch_size < cfg.batch_size)
+    std::cout << "note: " << splits.train.size() << " training images, fewer than --batch-size "
+              << cfg.batch_size << ": batches of " << opts.batch_size << std::endl;
+  opts.seed = seed;
+  opts.quiet = cfg.quiet;
+  if (cfg.augment) opts.augment = recipe::augment();
+  if (!cfg.pretrained.empty()) opts.lr_scales = train::resnet_lr_scales(recipe::kPretrainedLowestLr);
+
+  Trained t;
+  auto finish = [&](train::Learner<float, D>& learn, auto&& embed_one) {
     t.history = learn.history();
     for (const data::Dataset* ds : to_embed) {
-      eval::Embedded<float, D> e = eval::embed(body, head, *ds);
-      t.outputs.push_back({e.embeddings.template to<Cpu>(), e.logits.template to<Cpu>()});
+      t.outputs.push_back(embed_one(*ds));
       clock.add(static_cast<double>(ds->size()) * clock.rates().infer);
     }
-    t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    clock.add(clock.rates().model);
-    return t;
-  });
+  };
+  if (headless(method)) {
+    losses::with_embedding_loss(method.key, [&](auto m) {
+      auto loss = m.template make<float, D>(classes, cfg.embedding, seed + 1);
+      if constexpr (decltype(m)::kPairs) {
+        opts.balanced = balanced_batches(opts.batch_size, classes);
+        DML_CHECK(opts.balanced.has_value(), method.title, ": no P x K split of batch ", opts.batch_size,
+                  " over ", classes, " classes");
+      }
+      const std::string name(method.key);
+      if constexpr (decltype(m)::kProxies) opts.lr_scales.push_back({"loss." + name + ".", cfg.proxy_lr_scale});
+      auto learn = fit_recipe<D>(
+          splits, epochs, opts, cfg, clock,
+          [&](auto optimiser, const train::LearnerOptions& o) {
+            return std::make_unique<train::Learner<float, D>>(body, splits, optimiser, o);
+          },
+          [&](train::Learner<float, D>& l) { l.add_loss(loss, 1.0, name); });
+      finish(*learn, [&](const data::Dataset& ds) {
+        return eval::Embedded<float>{eval::embed(body, ds).template to<Cpu>(), {}};
+      });
+    });
+  } else {
+    heads::with_method(method.key, [&](auto policy, double center_weight) {
+      heads::MarginHead<decltype(policy), float, D> head(cfg.embedding, classes, policy, seed + 1);
+      losses::CenterLoss<float, D> center_loss(classes, cfg.embedding, cfg.center_alpha);
+      auto learn = fit_recipe<D>(
+          splits, epochs, opts, cfg, clock,
+          [&](auto optimiser, const train::LearnerOptions& o) {
+            return std::make_unique<train::Learner<float, D>>(body, head, splits, optimiser, o);
+          },
+          [&](train::Learner<float, D>& l) {
+            if (center_weight > 0) l.add_loss(center_loss, cfg.center_weight, "center", cfg.center_warmup);
+          });
+      finish(*learn, [&](const data::Dataset& ds) {
+        eval::Embedded<float, D> e = eval::embed(body, head, ds);
+        return eval::Embedded<float>{e.embeddings.template to<Cpu>(), e.logits.template to<Cpu>()};
+      });
+    });
+  }
+  t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  clock.add(clock.rates().model);
+  return t;
 }
 
 // Times a few training steps and one inference pass of the real model on this
@@ -446,6 +518,7 @@ struct MethodResult {
   json::Value metrics;         // what metrics.json holds
   double accuracy = NAN, p1 = NAN, rp = NAN, map_r = NAN, nmi = NAN;
   double spread = NAN;         // intra- / inter-class distance (eval::class_spread), smaller is tighter
+  double seconds = NAN;        // training the main model
   std::vector<double> aucs;    // one per anomaly case
 };
 
@@ -456,15 +529,23 @@ inline double median(std::vector<double> v) {
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-// Evaluates the main model of one method on the test set and writes its folder.
-inline void write_method_outputs(MethodResult& r, const Trained& t, const data::Dataset& test, const Config& cfg,
-                          Clock& clock) {
+// Evaluates the main model of one method on the test set and writes its
+// folder. t.outputs: the test set, then (embedding losses) the training set.
+inline void write_method_outputs(MethodResult& r, const Trained& t, const data::Splits& data, const Config& cfg,
+                                 Clock& clock) {
+  const data::Dataset& test = data.test;
   const fs::path dir = cfg.out / dir_of(*r.method);
   fs::create_directories(dir);
   const eval::Embedded<float>& e = t.outputs.at(0);
   const std::int64_t n = e.embeddings.dim(0), dim = e.embeddings.dim(1);
 
-  r.accuracy = eval::accuracy_from_logits(e.logits, test.labels);
+  const bool has_logits = e.logits.defined();
+  r.seconds = t.seconds;
+  // Without a head: the class of the nearest training embedding.
+  r.accuracy = has_logits ? eval::accuracy_from_logits(e.logits, test.labels)
+                          : eval::retrieval(e.embeddings, test.labels, t.outputs.at(1).embeddings, data.train.labels,
+                                            {.metric = cfg.metric})
+                                .precision_at_1;
   const eval::RetrievalReport rep = eval::retrieval(e.embeddings, test.labels, cfg.metric);
   r.p1 = rep.precision_at_1, r.rp = rep.r_precision, r.map_r = rep.map_at_r;
   const eval::ClusterReport cq = eval::cluster_quality(
@@ -483,9 +564,12 @@ inline void write_method_outputs(MethodResult& r, const Trained& t, const data::
   const viz::TsneResult te = viz::tsne(e.embeddings, topt);
   style.title = std::string(title_of(*r.method)) + ": t-SNE of the " + std::to_string(dim) + "-d test embeddings";
   te.save_svg((dir / "tsne_embeddings.svg").string(), test.labels, style);
-  const viz::TsneResult tl = viz::tsne(e.logits, topt);
-  style.title = std::string(title_of(*r.method)) + ": t-SNE of the test logits";
-  tl.save_svg((dir / "tsne_logits.svg").string(), test.labels, style);
+  viz::TsneResult tl;
+  if (has_logits) {
+    tl = viz::tsne(e.logits, topt);
+    style.title = std::string(title_of(*r.method)) + ": t-SNE of the test logits";
+    tl.save_svg((dir / "tsne_logits.svg").string(), test.labels, style);
+  }
   clock.add(static_cast<double>(n) * clock.rates().tsne);
 
   json::Object m;
@@ -495,6 +579,7 @@ inline void write_method_outputs(MethodResult& r, const Trained& t, const data::
   ts.emplace_back("size", n);
   ts.emplace_back("distance", eval::metric_name(cfg.metric));
   ts.emplace_back("accuracy", finite_or_null(r.accuracy));
+  ts.emplace_back("accuracy_from", has_logits ? "argmax of the logits" : "1-NN against the training embeddings");
   ts.emplace_back("precision_at_1", finite_or_null(rep.precision_at_1));
   ts.emplace_back("r_precision", finite_or_null(rep.r_precision));
   ts.emplace_back("map_at_r", finite_or_null(rep.map_at_r));
@@ -506,7 +591,7 @@ inline void write_method_outputs(MethodResult& r, const Trained& t, const data::
   m.emplace_back("test", json::Value(std::move(ts)));
   json::Object tsne;
   tsne.emplace_back("embeddings_kl", finite_or_null(te.kl_divergence));
-  tsne.emplace_back("logits_kl", finite_or_null(tl.kl_divergence));
+  tsne.emplace_back("logits_kl", has_logits ? finite_or_null(tl.kl_divergence) : json::Value(nullptr));
   tsne.emplace_back("iterations", cfg.tsne_iterations);
   m.emplace_back("tsne", json::Value(std::move(tsne)));
   json::Object training;
@@ -598,38 +683,11 @@ inline std::string optimizer_summary(const Config& c) {
   return o.str();
 }
 
-inline void write_report(const std::vector<MethodResult>& results, const data::Splits& data, const Config& cfg,
-                  double seconds, bool have_anomaly) {
-  std::ostringstream o;
-  o << "# Metric learning on " << cfg.data.filename().string() << ": dml reproduction\n\n";
-  o << "- Command: `" << cfg.command << "`\n";
-  o << "- Date: " << now_utc() << "; wall time " << train::format_time(seconds) << " on "
-    << std::thread::hardware_concurrency() << " hardware threads; host ISA " << host_isa() << ", build "
-    << build_isa() << "; training and embedding on " << (cfg.device_name.empty() ? cfg.device : cfg.device_name)
-    << "\n";
-  o << "- Data: `" << cfg.data.string() << "`, " << data.train.size() << " training and " << data.test.size()
-    << " test images, " << data.train.num_classes << " classes\n";
-  o << "- Model: ResNet18 (width " << cfg.width << ", fastai head, " << cfg.embedding << "-d embedding); "
-    << optimizer_summary(cfg) << ", batch " << cfg.batch_size << "; " << cfg.frozen_epochs << " frozen + "
-    << cfg.epochs << " one-cycle epoch(s)" << (cfg.augment ? "; augmentation: shift 2 px, rotate 10 degrees" : "")
-    << "\n";
-  o << "- Spread: mean distance of a test embedding to its class centroid over the mean distance between "
-       "centroids (smaller is tighter)"
-    << (cfg.metric == eval::Metric::Cosine ? ", on L2-normalised embeddings" : "") << "\n";
-  o << "- Retrieval and anomaly distance: " << eval::metric_name(cfg.metric) << "; NMI from seeded k-means++"
-    << (cfg.metric == eval::Metric::Cosine ? " on L2-normalised embeddings" : "") << "\n";
-  o << "- Anomaly protocol: " << cfg.cases << " case(s), " << cfg.unknown << " unknown classes each, "
-    << cfg.anomaly_epochs << " unfrozen epoch(s) per model; reference = a seeded half of the known-class "
-    << "training embeddings, test = a seeded half of the test set\n\n";
-  o << "| method | accuracy | P@1 | R-Precision | MAP@R | NMI | spread | AUC median | AUC min |\n";
-  o << "|---|---|---|---|---|---|---|---|---|\n";
-  for (const MethodResult& r : results) {
-    const double mn = r.aucs.empty() ? NAN : *std::min_element(r.aucs.begin(), r.aucs.end());
-    o << "| " << title_of(*r.method) << " | " << fixed(r.accuracy) << " | " << fixed(r.p1) << " | " << fixed(r.rp)
-      << " | " << fixed(r.map_r) << " | " << fixed(r.nmi) << " | " << fixed(r.spread, 3) << " | "
-      << fixed(median(r.aucs)) << " | " << fixed(mn)
-      << " |\n";
-  }
+// The section that sets the methods of the article beside its figures; none
+// when no method of the run is in the article.
+inline void write_article_comparison(std::ostream& o, const std::vector<MethodResult>& results) {
+  if (std::none_of(results.begin(), results.end(), [](const MethodResult& r) { return article_of(*r.method); }))
+    return;
   o << "\n## Against the reference article\n\n"
        "The article (ResNet18 on MNIST, ImageNet-pretrained, 60,000 training images) reports 0.997\n"
        "validation accuracy for every method; its anomaly AUC medians are read off its box plots\n"
@@ -657,11 +715,53 @@ inline void write_report(const std::vector<MethodResult>& results, const data::S
     if (std::isfinite(med)) o << ", AUC median " << (med >= a.auc_median ? "above" : "below") << " the article's";
     o << ".\n";
   }
+}
+
+inline void write_report(const std::vector<MethodResult>& results, const data::Splits& data, const Config& cfg,
+                  double seconds, bool have_anomaly) {
+  std::ostringstream o;
+  o << "# Metric learning on " << cfg.data.filename().string() << ": dml reproduction\n\n";
+  o << "- Command: `" << cfg.command << "`\n";
+  o << "- Date: " << now_utc() << "; wall time " << train::format_time(seconds) << " on "
+    << std::thread::hardware_concurrency() << " hardware threads; host ISA " << host_isa() << ", build "
+    << build_isa() << "; training and embedding on " << (cfg.device_name.empty() ? cfg.device : cfg.device_name)
+    << "\n";
+  o << "- Data: `" << cfg.data.string() << "`, " << data.train.size() << " training and " << data.test.size()
+    << " test images, " << data.train.num_classes << " classes\n";
+  o << "- Model: ResNet18 (width " << cfg.width << ", fastai head, " << cfg.embedding << "-d embedding); "
+    << optimizer_summary(cfg) << ", batch " << cfg.batch_size << "; " << cfg.frozen_epochs << " frozen + "
+    << cfg.epochs << " one-cycle epoch(s)" << (cfg.augment ? "; augmentation: shift 2 px, rotate 10 degrees" : "")
+    << "\n";
+  o << "- Spread: mean distance of a test embedding to its class centroid over the mean distance between "
+       "centroids (smaller is tighter)"
+    << (cfg.metric == eval::Metric::Cosine ? ", on L2-normalised embeddings" : "") << "\n";
+  o << "- Retrieval and anomaly distance: " << eval::metric_name(cfg.metric) << "; NMI from seeded k-means++"
+    << (cfg.metric == eval::Metric::Cosine ? " on L2-normalised embeddings" : "") << "\n";
+  o << "- Anomaly protocol: " << cfg.cases << " case(s), " << cfg.unknown << " unknown classes each, "
+    << cfg.anomaly_epochs << " unfrozen epoch(s) per model; reference = a seeded half of the known-class "
+    << "training embeddings, test = a seeded half of the test set\n\n";
+  o << "| method | accuracy | P@1 | R-Precision | MAP@R | NMI | spread | AUC median | AUC min | training |\n";
+  o << "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const MethodResult& r : results) {
+    const double mn = r.aucs.empty() ? NAN : *std::min_element(r.aucs.begin(), r.aucs.end());
+    o << "| " << title_of(*r.method) << " | " << fixed(r.accuracy) << " | " << fixed(r.p1) << " | " << fixed(r.rp)
+      << " | " << fixed(r.map_r) << " | " << fixed(r.nmi) << " | " << fixed(r.spread, 3) << " | "
+      << fixed(median(r.aucs)) << " | " << fixed(mn) << " | " << train::format_time(r.seconds) << " |\n";
+  }
+  std::string no_head;  // the embedding losses among the results
+  for (const MethodResult& r : results)
+    if (headless(*r.method)) no_head += (no_head.empty() ? "" : ", ") + title_of(*r.method);
+  if (!no_head.empty())
+    o << "\nWithout a head (" << no_head << "): no logits, so accuracy is the class of the nearest "
+      << "training embedding (1-NN, " << eval::metric_name(cfg.metric) << "); the pair losses among them train on "
+      << "batches of P classes x K samples.\n";
+  write_article_comparison(o, results);
   if (have_anomaly) o << "\n## Anomaly detection\n\n![ROC-AUC per method](anomaly_auc.svg)\n";
   o << "\n## t-SNE maps of the test set\n\n| method | embeddings | logits |\n|---|---|---|\n";
   for (const MethodResult& r : results)
-    o << "| " << title_of(*r.method) << " | ![](" << dir_of(*r.method) << "/tsne_embeddings.svg) | ![](" << dir_of(*r.method)
-      << "/tsne_logits.svg) |\n";
+    o << "| " << title_of(*r.method) << " | ![](" << dir_of(*r.method) << "/tsne_embeddings.svg) | "
+      << (headless(*r.method) ? std::string("no head, no logits") : "![](" + dir_of(*r.method) + "/tsne_logits.svg)")
+      << " |\n";
   o << "\nPer-method numbers, the training history and each anomaly case are in `<method>/metrics.json`;\n"
        "embeddings and labels in `<method>/embeddings.npy` and `labels.npy` (`numpy.load`).\n";
   write_text(cfg.out / "report.md", o.str());
@@ -696,7 +796,12 @@ int run(const Config& cfg) {
                           static_cast<double>(data.test.size()) * (rates.infer + rates.tsne);
   const double per_case = expected_training(cfg, rates, n_known, n_known_test, cfg.anomaly_epochs) +
                           static_cast<double>(n_known / 2 + data.test.size() / 2) * rates.infer;
-  Clock clock(n_methods * (per_main + cfg.cases * per_case + (1.0 + cfg.cases) * rates.model), rates);
+  // An embedding loss also embeds the training set (its 1-NN accuracy).
+  const double n_headless = static_cast<double>(
+      std::count_if(cfg.methods.begin(), cfg.methods.end(), [](const heads::MethodInfo* m) { return headless(*m); }));
+  Clock clock(n_methods * (per_main + cfg.cases * per_case + (1.0 + cfg.cases) * rates.model) +
+                  n_headless * static_cast<double>(data.train.size()) * rates.infer,
+              rates);
 
   std::cout << "reproduce: " << data.train.size() << " training / " << data.test.size() << " test images, "
             << classes << " classes; methods:";
@@ -710,8 +815,10 @@ int run(const Config& cfg) {
     clock.announce(std::string(title_of(*r.method)) + " (" + std::to_string(k + 1) + "/" +
                    std::to_string(cfg.methods.size()) + "): training on all " + std::to_string(classes) +
                    " classes");
-    const Trained t = train_model<D>(*r.method, data, cfg.epochs, cfg.seed, {&data.test}, cfg, clock);
-    write_method_outputs(r, t, data.test, cfg, clock);
+    std::vector<const data::Dataset*> to_embed{&data.test};
+    if (headless(*r.method)) to_embed.push_back(&data.train);  // for the 1-NN accuracy
+    const Trained t = train_model<D>(*r.method, data, cfg.epochs, cfg.seed, to_embed, cfg, clock);
+    write_method_outputs(r, t, data, cfg, clock);
     std::cout << title_of(*r.method) << ": accuracy " << fixed(r.accuracy) << ", P@1 " << fixed(r.p1) << ", MAP@R "
               << fixed(r.map_r) << ", NMI " << fixed(r.nmi) << "  -> " << (cfg.out / dir_of(*r.method)).string()
               << std::endl;

@@ -142,6 +142,47 @@ TEST_CASE("reproduce writes every result file on a tiny synthetic dataset") {
   CHECK(report.find("- Center Loss: accuracy ") != std::string::npos);  // a line per method: above or below
 }
 
+TEST_CASE("reproduce --methods with embedding losses: no head, 1-NN accuracy, P x K batches") {
+  testing::TempDir tmp("dml_reproduce_losses");
+  const fs::path data = write_dataset(tmp), out = tmp / "results";
+  const auto [rc, log] = run(DML_REPRODUCE_EXE,
+                              "--data \"" + data.string() + "\" --out \"" + out.string() +
+                                  "\" --methods triplet,proxyanchor,softmax --epochs 1 --cases 1 --width 4 "
+                                  "--batch-size 40 --tsne-iterations 50",
+                              tmp / "log.txt");
+  INFO("reproduce output:\n" << log);
+  REQUIRE(rc == 0);
+  for (const std::string m : {"tripletbatchhard", "proxyanchor"}) {
+    CAPTURE(m);
+    const fs::path dir = out / m;
+    for (const char* f : {"tsne_embeddings.svg", "embeddings.npy", "labels.npy", "metrics.json"})
+      REQUIRE_MESSAGE(fs::is_regular_file(dir / f), (dir / f).string() << " is missing");
+    CHECK_FALSE(fs::exists(dir / "tsne_logits.svg"));  // no head, no logits
+    const io::json::Value metrics = io::json::parse(read_text(dir / "metrics.json"));
+    CHECK(metrics.at("test").at("accuracy_from").as_string() == "1-NN against the training embeddings");
+    const double acc = metrics.at("test").at("accuracy").as_double();
+    CHECK(acc >= 0.0);
+    CHECK(acc <= 1.0);
+    CHECK(metrics.at("anomaly").at("cases").as_array().size() == 1);
+  }
+  CHECK(io::json::parse(read_text(out / "softmax" / "metrics.json")).at("test").at("accuracy_from").as_string() ==
+        "argmax of the logits");
+  // The learner's table: no accuracy without logits. (The triplet loss trains on P x K
+  // batches, 10 x 4 on the ten classes and 5 x 8 in the anomaly case: a batch of 40 fits both.)
+  CHECK(log.find("#na#") != std::string::npos);
+  const std::string report = read_text(out / "report.md");
+  CHECK(report.find("| Triplet (batch-hard) |") != std::string::npos);
+  CHECK(report.find("no head, no logits") != std::string::npos);
+  CHECK(report.find("1-NN") != std::string::npos);
+  CHECK(report.find("- ProxyAnchor: not in the article.") != std::string::npos);
+
+  const auto [rc2, log2] = run(DML_REPRODUCE_EXE, "--methods triplet,npair", tmp / "log2.txt");
+  CHECK(rc2 != 0);
+  CHECK(log2.find("unknown method 'npair' (expected one of softmax, l2, arc, cos, sphere, center, subcenter, "
+                  "adacos, triplet, ms, proxyanchor, supcon, contrastive, circle, ntxent, proxynca)") !=
+        std::string::npos);
+}
+
 TEST_CASE("reproduce: a frozen stage needs pretrained weights, and --pretrained brings one") {
   testing::TempDir tmp("dml_reproduce_frozen");
   const fs::path data = write_dataset(tmp), out = tmp / "results";

@@ -1,6 +1,13 @@
 #include <doctest/doctest.h>
 
+#include <map>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
 #include <dml/losses/embedding_loss.hpp>
+#include <dml/losses/methods.hpp>
 
 #include "../error_of.hpp"
 #include "../fixture_file.hpp"
@@ -124,6 +131,47 @@ TEST_CASE("proxy losses match PyTorch in the embeddings and the proxies") {
   ProxyAnchor<di::Cosine, double> anchor(kClasses, kDim);
   check_proxy_loss(anchor, "proxy_anchor");
   CHECK(anchor.num_parameters() == kClasses * kDim);
+}
+
+TEST_CASE("embedding losses by name: each entry of kEmbeddingMethods is the loss it says, with its defaults") {
+  // The entries whose settings are a fixture case must give that case's loss and gradient.
+  const std::map<std::string, std::string> fixture_of = {{"ms", "ms_mined"},       {"supcon", "supcon"},
+                                                         {"contrastive", "contrastive"}, {"circle", "circle"},
+                                                         {"ntxent", "ntxent"},      {"proxyanchor", "proxy_anchor"}};
+  std::vector<std::string> checked;
+  for (const heads::MethodInfo& info : kEmbeddingMethods) {
+    CAPTURE(info.key);
+    CHECK(find_embedding_method(info.key) == &info);
+    CHECK(find_embedding_method(info.alias) == &info);
+    with_embedding_loss(info.alias, [&](auto method) {
+      using M = decltype(method);
+      auto loss = method.template make<double, Cpu>(kClasses, kDim, 7);
+      using L = decltype(loss);
+      CHECK(M::kProxies == (loss.num_parameters() > 0));
+      CHECK(M::kPairs == !M::kProxies);
+      if (info.key == std::string_view("triplet")) {
+        CHECK(std::is_same_v<L, TripletMargin<mi::BatchHard, di::Euclidean, double>>);
+        if constexpr (requires { loss.rule().margin; }) CHECK(loss.rule().margin == kBatchHardMargin);
+      }
+      if (info.key == std::string_view("ms")) CHECK(std::is_same_v<L, MultiSimilarity<mi::MultiSimilarity, di::Cosine, double>>);
+      if (info.key == std::string_view("supcon")) CHECK(std::is_same_v<L, SupCon<mi::AllPairs, di::Cosine, double>>);
+      if (info.key == std::string_view("proxyanchor")) CHECK(std::is_same_v<L, ProxyAnchor<di::Cosine, double>>);
+      if (info.key == std::string_view("proxynca")) {
+        CHECK(std::is_same_v<L, ProxyNCA<di::SquaredEuclidean, double>>);
+        if constexpr (requires { loss.rule().softmax_scale; }) CHECK(loss.rule().softmax_scale == 1.0);
+      }
+      const auto f = fixture_of.find(std::string(info.key));
+      if (f == fixture_of.end()) return;
+      if constexpr (M::kProxies) check_proxy_loss(loss, f->second);
+      else check_pair_loss(loss, f->second);
+      checked.push_back(f->second);
+    });
+  }
+  CHECK(checked.size() == fixture_of.size());
+  CHECK(testing::error_of([] { with_embedding_loss("arcface", [](auto) {}); }) ==
+        "unknown embedding loss 'arcface' (expected one of triplet, ms, proxyanchor, supcon, contrastive, circle, "
+        "ntxent, proxynca)");
+  CHECK(find_embedding_method("softmax") == nullptr);
 }
 
 TEST_CASE("embedding losses pass a gradient check in double") {

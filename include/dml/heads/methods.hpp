@@ -44,12 +44,18 @@ inline constexpr std::array<MethodInfo, 2> kMoreMethods{{
 // The reference experiment's Center Loss weight.
 inline constexpr double kCenterLossWeight = 1.0 / 8;
 
+// The head method named `name` (its key or its alias); nullptr when there is none.
+inline const MethodInfo* find_method(std::string_view name) {
+  for (std::span<const MethodInfo> list : {std::span<const MethodInfo>(kMethods), std::span<const MethodInfo>(kMoreMethods)})
+    for (const MethodInfo& m : list)
+      if (name == m.key || name == m.alias) return &m;
+  return nullptr;
+}
+
 // The method named `name` (its key or its alias). Throws dml::Error listing
 // the valid names.
 inline const MethodInfo& method_info(std::string_view name) {
-  for (std::span<const MethodInfo> list : {std::span<const MethodInfo>(kMethods), std::span<const MethodInfo>(kMoreMethods)})
-    for (const MethodInfo& m : list)
-      if (name == m.key || name == m.alias) return m;
+  if (const MethodInfo* m = find_method(name)) return *m;
   std::string valid;
   for (const MethodInfo& m : kMethods) valid += (valid.empty() ? "" : ", ") + std::string(m.key);
   for (const MethodInfo& m : kMoreMethods) valid += ", " + std::string(m.key);
