@@ -23,15 +23,9 @@
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
 #include "idx.hpp"
+#include "normalization.hpp"
 
 namespace dml::data {
-
-// How the bytes of one channel become floats: (byte / 255 - mean) / stddev.
-struct Normalization {
-  double mean = 0.0;
-  double stddev = 1.0;
-  friend bool operator==(const Normalization&, const Normalization&) = default;
-};
 
 // The customary constants for MNIST (computed over the full 60k training set).
 inline constexpr Normalization kMnistNormalization{0.1307, 0.3081};

@@ -125,7 +125,7 @@ inline Batch assemble_batch(const Dataset& ds, std::span<const std::int64_t> ind
     }
     Generator gen = sample_generator(seed, epoch, streams.empty() ? i : streams[static_cast<std::size_t>(k)]);
     if (augment.identity()) std::memcpy(d, s, static_cast<std::size_t>(per) * sizeof(float));
-    else augment.apply(s, d, dims, fill, gen);
+    else augment.apply(s, d, dims, fill, ds.channel_norms, gen);
     if (transform) transform(std::span<float>(d, static_cast<std::size_t>(per)), dims, fill, gen);
   };
 #if defined(_OPENMP)
