@@ -39,10 +39,13 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <atomic>
+#include <exception>
 #include <vector>
 
 #include <dml/dml.hpp>
@@ -64,6 +67,10 @@
 #include <dml/train/learner.hpp>
 #include <dml/viz/svg.hpp>
 #include <dml/viz/tsne.hpp>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "recipe.hpp"
 
@@ -109,6 +116,7 @@ struct Config {
   std::int64_t embedding = 512;
   int tsne_iterations = 1000;
   bool quiet = false;           // no Learner tables
+  int jobs = 0;                 // models trained at once; 0: parse_args picks (see kUsage)
   std::string device = "cpu";   // where training and embedding run: cpu or cuda
   std::string device_name;      // for the report (the GPU's name); empty: `device`
   std::string command;          // as typed, for the report
@@ -150,6 +158,9 @@ one-cycle lr peaking at 0.05, weight decay 5e-4, shift + rotation augmentation, 
   --width N           ResNet base width (default 64; smaller only for smoke runs)
   --tsne-iterations N t-SNE steps (default 1000)
   --quiet             no per-epoch tables
+  --jobs N            models trained at once, each on its share of the cores (default: up to 4,
+                      one per core, on the CPU; 1 with --device cuda). Every model is the same
+                      whatever N; with N > 1 the per-epoch tables are left out
   --device D          cpu or cuda (cuda: the reproduce_cuda build; default there)
 )";
 
@@ -226,6 +237,7 @@ inline bool parse_args(int argc, char** argv, Config& c) {
     else if (a == "--width") c.width = integer(i, 1);
     else if (a == "--tsne-iterations") c.tsne_iterations = static_cast<int>(integer(i, 1));
     else if (a == "--quiet") c.quiet = true;
+    else if (a == "--jobs") c.jobs = static_cast<int>(integer(i, 1));
     else if (a == "--no-augment") c.augment = false;
     else if (a == "--optimizer") {
       c.optimizer = value(i);
@@ -289,6 +301,10 @@ inline bool parse_args(int argc, char** argv, Config& c) {
   if (c.weight_decay < 0) c.weight_decay = c.optimizer == "sgd" ? kSgdWeightDecay : kAdamWWeightDecay;
   if (c.methods.empty())
     for (const heads::MethodInfo& m : heads::kMethods) c.methods.push_back(&m);
+  if (c.jobs == 0)  // one model per core on the CPU (each trains about as fast alone on one core as on two)
+    c.jobs = c.device == "cpu" ? static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u)) : 1;
+  DML_CHECK(c.jobs == 1 || c.device == "cpu", "option --jobs ", c.jobs,
+            ": models train one at a time on a GPU; pass --jobs 1 with --device cuda");
   return true;
 }
 
@@ -312,16 +328,27 @@ struct Rates {
   double model = 1.0;         // fixed cost of a model: construction, loader, first (cold) step
 };
 
-// Estimates the time left from the cost model in "expected seconds", corrected
-// by how fast the finished work actually went.
+// Estimates the time left from the cost model in "expected seconds" (of one
+// model training alone), corrected by how fast the finished work actually
+// went; `parallel` models train at once (--jobs). Safe to call from the jobs' threads.
 class Clock {
  public:
-  explicit Clock(double total, Rates rates = {})
-      : rates_(rates), total_(total), start_(std::chrono::steady_clock::now()) {}
-  void add(double expected_seconds) { done_ += expected_seconds; }
+  explicit Clock(double total, Rates rates = {}, int parallel = 1)
+      : rates_(rates), total_(total), parallel_(std::max(1, parallel)), start_(std::chrono::steady_clock::now()) {}
+  void add(double expected_seconds) {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ += expected_seconds;
+  }
   // Called after every training step: keeps its time (measure_rates reads them).
-  void batch_done() { batch_times_.push_back(elapsed()); }
-  const std::vector<double>& batch_times() const { return batch_times_; }
+  void batch_done() {
+    const double t = elapsed();
+    std::lock_guard<std::mutex> lock(mu_);
+    batch_times_.push_back(t);
+  }
+  std::vector<double> batch_times() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batch_times_;
+  }
   const Rates& rates() const { return rates_; }
   double total() const { return total_; }
   double elapsed() const {
@@ -330,7 +357,9 @@ class Clock {
   // The progress line: what runs now, time so far and time left.
   void announce(const std::string& what) const {
     const double el = elapsed();
-    const double speed = done_ > 0 && el > 5 ? el / done_ : 1.0;  // actual / expected
+    std::lock_guard<std::mutex> lock(mu_);
+    // actual / expected seconds; before any work is done, the jobs' parallelism
+    const double speed = done_ > 0 && el > 5 ? el / done_ : 1.0 / parallel_;
     const double left = std::max(0.0, total_ - done_) * speed;
     std::cout << "\n== " << what << "  [" << train::format_time(el) << " elapsed, about "
               << train::format_time(left) << " left]" << std::endl;
@@ -340,7 +369,9 @@ class Clock {
   Rates rates_;
   std::vector<double> batch_times_;
   double total_, done_ = 0;
+  int parallel_;
   std::chrono::steady_clock::time_point start_;
+  mutable std::mutex mu_;
 };
 
 // Expected seconds of training one model on n_train images (validating on n_valid after each epoch).
@@ -349,6 +380,53 @@ inline double expected_training(const Config& c, const Rates& r, std::int64_t n_
   const double images = static_cast<double>(n_train);
   return static_cast<double>(c.frozen_epochs) * images * r.frozen + static_cast<double>(epochs) * images * r.train +
          static_cast<double>(c.frozen_epochs + epochs) * static_cast<double>(n_valid) * r.infer;
+}
+
+// ---- models trained at once ------------------------------------------------------------------
+
+// OpenMP threads for each of `jobs` models trained at once: the cores shared out, at least one.
+inline int threads_per_job(int jobs) {
+#ifdef _OPENMP
+  return std::max(1, omp_get_max_threads() / std::max(1, jobs));
+#else
+  (void)jobs;
+  return 1;
+#endif
+}
+
+// Runs job(0), ..., job(n - 1), `jobs` at a time: each worker thread (with
+// threads_per_job(jobs) OpenMP threads) takes the next index when it is free.
+// With jobs == 1 they run in this thread, in order. The first exception stops
+// the taking of new jobs and is rethrown once the running ones have ended.
+template <class F>
+void run_jobs(std::size_t n, int jobs, F&& job) {
+  if (jobs <= 1) {
+    for (std::size_t j = 0; j < n; ++j) job(j);
+    return;
+  }
+  const int threads = threads_per_job(jobs);
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::exception_ptr error;
+  std::mutex error_mu;
+  std::vector<std::thread> workers;
+  for (int w = 0; w < jobs && static_cast<std::size_t>(w) < n; ++w)
+    workers.emplace_back([&] {
+#ifdef _OPENMP
+      omp_set_num_threads(threads);
+#endif
+      for (std::size_t j = next++; j < n && !failed; j = next++) {
+        try {
+          job(j);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(error_mu);
+          if (!error) error = std::current_exception();
+          failed = true;
+        }
+      }
+    });
+  for (std::thread& t : workers) t.join();
+  if (error) std::rethrow_exception(error);
 }
 
 // ---- one model ----------------------------------------------------------------------------------
@@ -490,7 +568,7 @@ Rates measure_rates(const data::Splits& data, const Config& cfg) {
   quiet.frozen_epochs = 0;
   Clock clock(0);
   train_model<D>(heads::kMethods[0], probe, 1, cfg.seed + 19, {&infer}, quiet, clock);
-  const std::vector<double>& t = clock.batch_times();
+  const std::vector<double> t = clock.batch_times();
   if (t.size() >= 2) {
     r.train = (t.back() - t.front()) / static_cast<double>((t.size() - 1) * batch);
     r.frozen = r.train * (300.0 / 450.0);
@@ -725,6 +803,9 @@ inline void write_report(const std::vector<MethodResult>& results, const data::S
   o << "- Date: " << now_utc() << "; wall time " << train::format_time(seconds) << " on "
     << std::thread::hardware_concurrency() << " hardware threads; host ISA " << host_isa() << ", build "
     << build_isa() << "; training and embedding on " << (cfg.device_name.empty() ? cfg.device : cfg.device_name)
+    << (cfg.jobs > 1 ? "; " + std::to_string(cfg.jobs) + " models at once, " +
+                           std::to_string(threads_per_job(cfg.jobs)) + " thread(s) each"
+                     : std::string())
     << "\n";
   o << "- Data: `" << cfg.data.string() << "`, " << data.train.size() << " training and " << data.test.size()
     << " test images, " << data.train.num_classes << " classes\n";
@@ -791,7 +872,8 @@ int run(const Config& cfg) {
   const double known_fraction = static_cast<double>(classes - cfg.unknown) / classes;
   const auto n_known = static_cast<std::int64_t>(static_cast<double>(data.train.size()) * known_fraction);
   const auto n_known_test = static_cast<std::int64_t>(static_cast<double>(data.test.size()) * known_fraction);
-  const Rates rates = measure_rates<D>(data, cfg);
+  Rates rates;  // measured as one of the jobs trains: on its share of the cores
+  run_jobs(1, cfg.jobs, [&](std::size_t) { rates = measure_rates<D>(data, cfg); });
   const double per_main = expected_training(cfg, rates, data.train.size(), data.test.size(), cfg.epochs) +
                           static_cast<double>(data.test.size()) * (rates.infer + rates.tsne);
   const double per_case = expected_training(cfg, rates, n_known, n_known_test, cfg.anomaly_epochs) +
@@ -801,74 +883,113 @@ int run(const Config& cfg) {
       std::count_if(cfg.methods.begin(), cfg.methods.end(), [](const heads::MethodInfo* m) { return headless(*m); }));
   Clock clock(n_methods * (per_main + cfg.cases * per_case + (1.0 + cfg.cases) * rates.model) +
                   n_headless * static_cast<double>(data.train.size()) * rates.infer,
-              rates);
+              rates, cfg.jobs);
 
   std::cout << "reproduce: " << data.train.size() << " training / " << data.test.size() << " test images, "
             << classes << " classes; methods:";
   for (const heads::MethodInfo* m : cfg.methods) std::cout << " " << m->alias;
-  std::cout << "; " << cfg.cases << " anomaly case(s)" << std::endl;
+  std::cout << "; " << cfg.cases << " anomaly case(s)";
+  if (cfg.jobs > 1) std::cout << "; " << cfg.jobs << " models at once, " << threads_per_job(cfg.jobs) << " thread(s) each";
+  std::cout << std::endl;
 
-  std::vector<MethodResult> results;
-  for (std::size_t k = 0; k < cfg.methods.size(); ++k) {
-    MethodResult r;
-    r.method = cfg.methods[k];
-    clock.announce(std::string(title_of(*r.method)) + " (" + std::to_string(k + 1) + "/" +
-                   std::to_string(cfg.methods.size()) + "): training on all " + std::to_string(classes) +
-                   " classes");
-    std::vector<const data::Dataset*> to_embed{&data.test};
-    if (headless(*r.method)) to_embed.push_back(&data.train);  // for the 1-NN accuracy
-    const Trained t = train_model<D>(*r.method, data, cfg.epochs, cfg.seed, to_embed, cfg, clock);
-    write_method_outputs(r, t, data, cfg, clock);
-    std::cout << title_of(*r.method) << ": accuracy " << fixed(r.accuracy) << ", P@1 " << fixed(r.p1) << ", MAP@R "
-              << fixed(r.map_r) << ", NMI " << fixed(r.nmi) << "  -> " << (cfg.out / dir_of(*r.method)).string()
-              << std::endl;
-    results.push_back(std::move(r));
-  }
+  // The models to train: every method's main model, then each anomaly case's
+  // models (one per method), in that order; --jobs of them at once.
+  const std::size_t n_main = cfg.methods.size();
+  const std::size_t n_jobs_total = n_main * (1 + static_cast<std::size_t>(cfg.cases));
+  std::vector<MethodResult> results(n_main);
+  for (std::size_t k = 0; k < n_main; ++k) results[k].method = cfg.methods[k];
+  std::vector<bool> main_done(n_main, false);
+  // Per method and case: the metrics.json row and the AUC (NaN: none), once that model is done.
+  std::vector<std::vector<std::optional<json::Value>>> case_rows(
+      n_main, std::vector<std::optional<json::Value>>(static_cast<std::size_t>(cfg.cases)));
+  std::vector<std::vector<double>> case_aucs(n_main, std::vector<double>(static_cast<std::size_t>(cfg.cases), NAN));
+  std::mutex mu;  // guards the above and std::cout
+
+  // Rewrites method k's anomaly results (the cases done so far, in case order); under mu.
+  auto flush_anomaly = [&](std::size_t k) {
+    if (!main_done[k] || cfg.cases == 0) return;
+    MethodResult& r = results[k];
+    std::vector<json::Value> rows;
+    r.aucs.clear();
+    for (int c = 0; c < cfg.cases; ++c) {
+      if (!case_rows[k][c]) continue;
+      rows.push_back(*case_rows[k][c]);
+      if (std::isfinite(case_aucs[k][c])) r.aucs.push_back(case_aucs[k][c]);
+    }
+    if (!rows.empty()) write_anomaly_metrics(r, rows, cfg);
+  };
 
   // Anomaly protocol. The halves are the same for every method of a case.
-  std::vector<std::vector<json::Value>> case_rows(results.size());
   const std::vector<std::int64_t> test_half = eval::seeded_half(data.test.size(), cfg.seed ^ 0x7E57);
   const data::Dataset test_part = data::subset(data.test, test_half);
-  for (int c = 0; c < cfg.cases; ++c) {
+  Config job_cfg = cfg;
+  if (cfg.jobs > 1) job_cfg.quiet = true;  // the tables of models trained at once would interleave
+
+  auto run_job = [&](std::size_t j) {
+    if (j < n_main) {  // a main model
+      const std::size_t k = j;
+      MethodResult r = results[k];
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        clock.announce(std::string(title_of(*r.method)) + " (" + std::to_string(k + 1) + "/" +
+                       std::to_string(n_main) + "): training on all " + std::to_string(classes) + " classes");
+      }
+      std::vector<const data::Dataset*> to_embed{&data.test};
+      if (headless(*r.method)) to_embed.push_back(&data.train);  // for the 1-NN accuracy
+      const Trained t = train_model<D>(*r.method, data, cfg.epochs, cfg.seed, to_embed, job_cfg, clock);
+      write_method_outputs(r, t, data, cfg, clock);
+      std::lock_guard<std::mutex> lock(mu);
+      std::cout << title_of(*r.method) << ": accuracy " << fixed(r.accuracy) << ", P@1 " << fixed(r.p1)
+                << ", MAP@R " << fixed(r.map_r) << ", NMI " << fixed(r.nmi) << "  -> "
+                << (cfg.out / dir_of(*r.method)).string() << std::endl;
+      results[k] = std::move(r);
+      main_done[k] = true;
+      flush_anomaly(k);
+      return;
+    }
+    const int c = static_cast<int>((j - n_main) / n_main);
+    const std::size_t k = (j - n_main) % n_main;
+    const heads::MethodInfo& method = *cfg.methods[k];
     const std::vector<std::int64_t> unknown = eval::unknown_classes(c, cfg.unknown, classes);
     const std::vector<std::int64_t> known = eval::known_classes(c, cfg.unknown, classes);
-    data::Splits part{data::filter_classes(data.train, known), data::filter_classes(data.test, known)};
+    const data::Splits part{data::filter_classes(data.train, known), data::filter_classes(data.test, known)};
     const std::vector<std::int64_t> ref_half =
         eval::seeded_half(part.train.size(), cfg.seed ^ (0x5EF0 + static_cast<std::uint64_t>(c)));
     const data::Dataset refs = data::subset(part.train, ref_half);
     std::string unknown_str;
     for (auto u : unknown) unknown_str += (unknown_str.empty() ? "" : ",") + std::to_string(u);
-    for (std::size_t k = 0; k < results.size(); ++k) {
-      MethodResult& r = results[k];
+    {
+      std::lock_guard<std::mutex> lock(mu);
       clock.announce("anomaly case " + std::to_string(c + 1) + "/" + std::to_string(cfg.cases) + " (unknown {" +
-                     unknown_str + "}), " + title_of(*r.method) + " (" + std::to_string(k + 1) + "/" +
-                     std::to_string(results.size()) + ")");
-      const Trained t = train_model<D>(*r.method, part, cfg.anomaly_epochs, cfg.seed + 1000 * (c + 1),
-                                    {&refs, &test_part}, cfg, clock);
-      const std::vector<float> scores =
-          eval::anomaly_scores(t.outputs[1].embeddings, t.outputs[0].embeddings, cfg.metric);
-      const std::vector<std::uint8_t> positive = eval::label_mask(test_part.labels, unknown);
-      const auto n_pos = std::count(positive.begin(), positive.end(), std::uint8_t{1});
-      double auc = NAN;  // undefined when the test half holds only known or only unknown images (tiny subsets)
-      if (n_pos > 0 && n_pos < static_cast<std::ptrdiff_t>(positive.size())) {
-        auc = eval::roc_auc(scores, positive);
-        r.aucs.push_back(auc);
-      } else {
-        std::cout << "warning: the test half has no " << (n_pos ? "known" : "unknown")
-                  << "-class images; no ROC-AUC for this case" << std::endl;
-      }
-      std::cout << title_of(*r.method) << ", case " << c << ": ROC-AUC " << fixed(auc) << std::endl;
-      json::Object row;
-      row.emplace_back("case", c);
-      json::Array u;
-      for (auto x : unknown) u.push_back(json::Value(x));
-      row.emplace_back("unknown_classes", json::Value(std::move(u)));
-      row.emplace_back("auc", finite_or_null(auc));
-      row.emplace_back("seconds", t.seconds);
-      case_rows[k].push_back(json::Value(std::move(row)));
-      write_anomaly_metrics(r, case_rows[k], cfg);
+                     unknown_str + "}), " + title_of(method) + " (" + std::to_string(k + 1) + "/" +
+                     std::to_string(n_main) + ")");
     }
-  }
+    const Trained t = train_model<D>(method, part, cfg.anomaly_epochs, cfg.seed + 1000 * (c + 1),
+                                     {&refs, &test_part}, job_cfg, clock);
+    const std::vector<float> scores =
+        eval::anomaly_scores(t.outputs[1].embeddings, t.outputs[0].embeddings, cfg.metric);
+    const std::vector<std::uint8_t> positive = eval::label_mask(test_part.labels, unknown);
+    const auto n_pos = std::count(positive.begin(), positive.end(), std::uint8_t{1});
+    double auc = NAN;  // undefined when the test half holds only known or only unknown images (tiny subsets)
+    if (n_pos > 0 && n_pos < static_cast<std::ptrdiff_t>(positive.size())) auc = eval::roc_auc(scores, positive);
+    json::Object row;
+    row.emplace_back("case", c);
+    json::Array u;
+    for (auto x : unknown) u.push_back(json::Value(x));
+    row.emplace_back("unknown_classes", json::Value(std::move(u)));
+    row.emplace_back("auc", finite_or_null(auc));
+    row.emplace_back("seconds", t.seconds);
+    std::lock_guard<std::mutex> lock(mu);
+    if (!std::isfinite(auc))
+      std::cout << "warning: the test half has no " << (n_pos ? "known" : "unknown")
+                << "-class images; no ROC-AUC for this case" << std::endl;
+    std::cout << title_of(method) << ", case " << c << ": ROC-AUC " << fixed(auc) << std::endl;
+    case_rows[k][c] = json::Value(std::move(row));
+    case_aucs[k][c] = auc;
+    flush_anomaly(k);
+  };
+  run_jobs(n_jobs_total, cfg.jobs, run_job);
+
   if (cfg.cases > 0) {
     std::vector<std::pair<std::string, std::vector<double>>> groups;
     for (const MethodResult& r : results)

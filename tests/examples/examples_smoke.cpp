@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -69,9 +70,11 @@ std::string read_text(const fs::path& p) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Runs `exe args`, output to log; returns the exit status and the output.
-std::pair<int, std::string> run(const char* exe, const std::string& args, const fs::path& log) {
-  const std::string cmd = std::string("\"") + exe + "\" " + args + " > \"" + log.string() + "\" 2>&1";
+// Runs `exe args` (after `env`, e.g. "OMP_NUM_THREADS=1 "), output to log;
+// returns the exit status and the output.
+std::pair<int, std::string> run(const char* exe, const std::string& args, const fs::path& log,
+                                const std::string& env = "") {
+  const std::string cmd = env + "\"" + exe + "\" " + args + " > \"" + log.string() + "\" 2>&1";
   const int rc = std::system(cmd.c_str());
   return {rc, read_text(log)};
 }
@@ -148,7 +151,7 @@ TEST_CASE("reproduce --methods with embedding losses: no head, 1-NN accuracy, P 
   const auto [rc, log] = run(DML_REPRODUCE_EXE,
                               "--data \"" + data.string() + "\" --out \"" + out.string() +
                                   "\" --methods triplet,proxyanchor,softmax --epochs 1 --cases 1 --width 4 "
-                                  "--batch-size 40 --tsne-iterations 50",
+                                  "--batch-size 40 --tsne-iterations 50 --jobs 1",
                               tmp / "log.txt");
   INFO("reproduce output:\n" << log);
   REQUIRE(rc == 0);
@@ -181,6 +184,42 @@ TEST_CASE("reproduce --methods with embedding losses: no head, 1-NN accuracy, P 
   CHECK(log2.find("unknown method 'npair' (expected one of softmax, l2, arc, cos, sphere, center, subcenter, "
                   "adacos, triplet, ms, proxyanchor, supcon, contrastive, circle, ntxent, proxynca)") !=
         std::string::npos);
+}
+
+// metrics.json without its timings (the lines with "seconds").
+std::string metrics_without_times(const fs::path& file) {
+  std::istringstream in(read_text(file));
+  std::string out;
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"seconds\"") == std::string::npos) out += line + "\n";
+  return out;
+}
+
+TEST_CASE("reproduce --jobs: models trained at once are the models trained one by one") {
+  testing::TempDir tmp("dml_reproduce_jobs");
+  const fs::path data = write_dataset(tmp);
+  const std::string common = "--data \"" + data.string() + "\" --methods softmax,ms,arc --epochs 1 --cases 2 "
+                             "--width 4 --batch-size 40 --tsne-iterations 50 --quiet";
+  // One OpenMP thread per model both times: 1 job of 1 thread, then 3 jobs of 1 thread each.
+  const auto [rc1, log1] = run(DML_REPRODUCE_EXE, common + " --jobs 1 --out \"" + (tmp / "one").string() + "\"",
+                               tmp / "one.txt", "OMP_NUM_THREADS=1 ");
+  INFO("--jobs 1:\n" << log1);
+  REQUIRE(rc1 == 0);
+  const auto [rc3, log3] = run(DML_REPRODUCE_EXE, common + " --jobs 3 --out \"" + (tmp / "three").string() + "\"",
+                               tmp / "three.txt", "OMP_NUM_THREADS=3 ");
+  INFO("--jobs 3:\n" << log3);
+  REQUIRE(rc3 == 0);
+  CHECK(log3.find("3 models at once, 1 thread(s) each") != std::string::npos);
+  CHECK(read_text(tmp / "three" / "report.md").find("3 models at once") != std::string::npos);
+  for (const char* m : {"softmax", "multisimilarity", "arcface"}) {
+    CAPTURE(m);
+    const std::string one = metrics_without_times(tmp / "one" / m / "metrics.json");
+    CHECK(one.find("\"auc_median\"") != std::string::npos);
+    CHECK(one == metrics_without_times(tmp / "three" / m / "metrics.json"));
+  }
+  const auto [rc4, log4] = run(DML_REPRODUCE_EXE, common + " --jobs 2 --device cuda", tmp / "cuda.txt");
+  CHECK(rc4 != 0);
+  CHECK(log4.find("option --jobs 2: models train one at a time on a GPU") != std::string::npos);
 }
 
 TEST_CASE("reproduce: a frozen stage needs pretrained weights, and --pretrained brings one") {
