@@ -20,8 +20,8 @@
 //   <out>/report.md                     the table and the pictures
 //
 // Run `reproduce --help` for the options. The default run (3 epochs per main
-// model, 5 anomaly cases of 1 epoch per model: 36 models) and its time are in
-// docs/results.md; --full runs all 10 anomaly cases. With
+// model, 5 anomaly cases of 2 epochs per model: 36 models, two at a time on a
+// 2-core CPU) and its time are in docs/results.md; --full runs all 10 anomaly cases. With
 // --device cuda, training and embedding run on the GPU; t-SNE, kNN and the
 // metrics stay on the CPU.
 #pragma once
@@ -85,7 +85,7 @@ namespace reproduce {
 // Each optimiser's defaults (peak lr of the one-cycle schedule, weight decay).
 using recipe::kAdamWLr, recipe::kAdamWWeightDecay, recipe::kSgdLr, recipe::kSgdWeightDecay;
 // Epochs of the default run (docs/training.md has the ablation that chose them).
-inline constexpr std::int64_t kEpochs = 2, kAnomalyEpochs = 1;
+inline constexpr std::int64_t kEpochs = 3, kAnomalyEpochs = 2;
 // The lr multiplier of a proxy loss's proxies (ProxyAnchor's paper trains them at 100x).
 inline constexpr double kProxyLrScale = 10;
 
@@ -129,8 +129,8 @@ one-cycle lr peaking at 0.05, weight decay 5e-4, shift + rotation augmentation, 
 
   --data DIR          MNIST-style IDX files (default data/mnist; fetch with scripts/get_data.sh)
   --out DIR           where results go (default results)
-  --epochs N          one-cycle epochs per main model (default 2; alone it also sets --anomaly-epochs)
-  --anomaly-epochs N  one-cycle epochs per anomaly model (default 1)
+  --epochs N          one-cycle epochs per main model (default 3; alone it also sets --anomaly-epochs)
+  --anomaly-epochs N  one-cycle epochs per anomaly model (default 2)
   --pretrained FILE   start every body from these weights (safetensors, torchvision names; fc. and
                       head. are skipped); then one frozen epoch comes first by default
   --frozen-epochs N   epochs with the body frozen first (needs --pretrained; default 1 with it, else 0)
