@@ -248,19 +248,8 @@ using dml::data::CropBox;
 using dml::data::Jitter;
 using dml::data::Normalization;
 
-constexpr float kBg = -0.5f;
-
-std::vector<float> ramp(const ImageDims& d) {
-  std::vector<float> img(static_cast<std::size_t>(d.numel()));
-  for (std::size_t i = 0; i < img.size(); ++i) img[i] = 0.25f * static_cast<float>(i) - 3.0f;
-  return img;
-}
-
-std::vector<float> warped(const std::vector<float>& src, const ImageDims& d, const Warp& w) {
-  std::vector<float> out(src.size(), 123.0f);
-  dml::data::warp(src.data(), out.data(), d, w, kBg);
-  return out;
-}
+// The background of the file's warped() (ramp() and warped() come from the top of the file).
+constexpr float kBg = kFill;
 
 // An RGB image whose pixel values (in [0, 1]) vary over channels and positions.
 std::vector<float> colours(const ImageDims& d) {
