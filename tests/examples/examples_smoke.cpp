@@ -1,6 +1,7 @@
 // End-to-end checks of the example programs on a tiny synthetic MNIST-style
 // dataset: examples/reproduce (every output file appears and holds what it
-// should) and examples/train_mnist (the table, the checkpoint, resuming).
+// should) and examples/train_mnist (the table, the checkpoint a second model
+// loads, the embeddings).
 // Built as its own doctest binary (examples_smoke) because it runs the
 // executables, whose paths come in as DML_REPRODUCE_EXE and DML_TRAIN_MNIST_EXE
 // (and DML_REPRODUCE_CUDA_EXE for the nvcc build of the demo, when there is one).
@@ -22,6 +23,7 @@
 #include <dml/backend/cpu/backend.hpp>
 #include <dml/nn/resnet.hpp>
 #include <dml/nn/serialize.hpp>
+#include <dml/train/checkpoint.hpp>
 
 #include "../temp_dir.hpp"
 
@@ -289,36 +291,51 @@ TEST_CASE("reproduce: --device, and batches cut to a training set smaller than o
 #endif
 }
 
-TEST_CASE("train_mnist prints the epoch table, saves a checkpoint, and resumes from it") {
-  testing::TempDir tmp("dml_train_mnist_smoke");
-  const fs::path data = write_dataset(tmp), ckpt = tmp / "run.ckpt";
-  const std::string common = "--data \"" + data.string() + "\" --batch 32 --progress lines --checkpoint \"" +
-                             ckpt.string() + "\"";
+// The rest of the first line of s that starts with `prefix` ("" when none does).
+std::string line_after(const std::string& s, const std::string& prefix) {
+  std::istringstream in(s);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(prefix, 0) == 0) return line.substr(prefix.size());
+  return "";
+}
 
-  auto [rc, log] = run(DML_TRAIN_MNIST_EXE, "--head arc --epochs 1 --frozen-epochs 1 " + common, tmp / "log1.txt");
+TEST_CASE("train_mnist trains, saves a checkpoint that a second model loads, and writes the embeddings") {
+  testing::TempDir tmp("dml_train_mnist_smoke");
+  const fs::path data = write_dataset(tmp);
+  const std::string in_tmp = "cd \"" + tmp.path.string() + "\" && ";  // it writes its files where it runs
+
+  auto [rc, log] = run(DML_TRAIN_MNIST_EXE, "\"" + data.string() + "\"", tmp / "log1.txt", in_tmp);
   INFO("train_mnist output:\n" << log);
   REQUIRE(rc == 0);
-  CHECK(log.find("method: ArcFace") != std::string::npos);
-  CHECK(count(log, "epoch     train_loss  valid_loss  accuracy  time\n") == 2);  // frozen fit, then unfrozen
+  CHECK(count(log, "epoch     train_loss  valid_loss  accuracy  time\n") == 1);  // one fit of two epochs
   CHECK(log.find("\n0         ") != std::string::npos);
   CHECK(log.find("\n1         ") != std::string::npos);
-  CHECK(log.find("test accuracy ") != std::string::npos);
+  CHECK(log.find("\n2         ") == std::string::npos);
+
+  // The second learner, loaded from the checkpoint, validates to the same digits as the first.
+  const std::string trained = line_after(log, "trained: "), loaded = line_after(log, "loaded:  ");
+  CHECK(trained.rfind("test accuracy ", 0) == 0);
+  CHECK(trained.find(", valid loss ") != std::string::npos);
+  CHECK(loaded == trained);
+
+  const fs::path ckpt = tmp / "train_mnist.ckpt";
   REQUIRE(fs::is_regular_file(ckpt));
-  CHECK(fs::is_regular_file(tmp / "run.ckpt.prev"));  // the epoch-0 checkpoint, kept
+  const train::CheckpointFile f = train::read_checkpoint(ckpt);
+  CHECK(io::json::parse(f.metadata.at("dml.history")).as_array().size() == 2);
+  CHECK(f.tensors.count("loss.center.centers") == 1);  // the Center Loss term went in with its centres
 
-  // One more unfrozen epoch from the checkpoint: only epoch 2 trains.
-  auto [rc2, log2] = run(DML_TRAIN_MNIST_EXE, "--head arc --epochs 2 --frozen-epochs 1 --resume \"" + ckpt.string() +
-                                                  "\" " + common, tmp / "log2.txt");
-  INFO("resumed output:\n" << log2);
-  REQUIRE(rc2 == 0);
-  CHECK(log2.find("\n2         ") != std::string::npos);
-  CHECK(log2.find("\n1         ") == std::string::npos);
-  CHECK(log2.find("after 3 epochs") != std::string::npos);
+  CHECK(log.find("embeddings [40, 512]: P@1 ") != std::string::npos);
+  const io::NpyArray emb = io::load_npy(tmp / "embeddings.npy");
+  CHECK(emb.dtype == io::DType::F32);
+  CHECK(emb.shape == std::vector<std::int64_t>{40, 512});
+  CHECK(io::load_npy(tmp / "labels.npy").shape == std::vector<std::int64_t>{40});
 
-  // Bad input is one clear line and a non-zero status.
-  auto [rc3, log3] = run(DML_TRAIN_MNIST_EXE, "--head nope " + common, tmp / "log3.txt");
-  CHECK(rc3 != 0);
-  CHECK(log3.find("unknown method 'nope'") != std::string::npos);
+  // A missing data directory is one line naming it and a non-zero status.
+  auto [rc2, log2] = run(DML_TRAIN_MNIST_EXE, "\"" + (tmp / "absent").string() + "\"", tmp / "log2.txt", in_tmp);
+  INFO("train_mnist on a missing directory:\n" << log2);
+  CHECK(rc2 != 0);
+  CHECK(log2.rfind("train_mnist: ", 0) == 0);
+  CHECK(log2.find("absent") != std::string::npos);
 }
 
 #if defined(DML_CLI_EXE)
