@@ -113,6 +113,7 @@ struct Config {
   double center_alpha = 0.5;
   double proxy_lr_scale = kProxyLrScale;
   std::int64_t width = 64;      // ResNet base width (64 = ResNet18)
+  bool max_pool = true;         // the stem's max-pool (ResNetOptions::max_pool)
   std::int64_t embedding = 512;
   int tsne_iterations = 1000;
   bool quiet = false;           // no Learner tables
@@ -156,6 +157,8 @@ one-cycle lr peaking at 0.05, weight decay 5e-4, shift + rotation augmentation, 
   --center-alpha A    Center Loss's centre update rate (default 0.5, the paper's)
   --proxy-lr-scale X  lr multiplier of the proxies of proxyanchor and proxynca (default 10)
   --width N           ResNet base width (default 64; smaller only for smoke runs)
+  --no-max-pool       skip the stem's max-pool: stage 1 at 14x14 instead of 7x7 for 28x28 digits;
+                      about 4x the training time per image (docs/training.md: the ablation)
   --tsne-iterations N t-SNE steps (default 1000)
   --quiet             no per-epoch tables
   --jobs N            models trained at once, each on its share of the cores (default: up to 4,
@@ -235,6 +238,7 @@ inline bool parse_args(int argc, char** argv, Config& c) {
     else if (a == "--subset") c.subset = integer(i, 12);
     else if (a == "--batch-size") c.batch_size = integer(i, 2);
     else if (a == "--width") c.width = integer(i, 1);
+    else if (a == "--no-max-pool") c.max_pool = false;
     else if (a == "--tsne-iterations") c.tsne_iterations = static_cast<int>(integer(i, 1));
     else if (a == "--quiet") c.quiet = true;
     else if (a == "--jobs") c.jobs = static_cast<int>(integer(i, 1));
@@ -487,7 +491,7 @@ Trained train_model(const heads::MethodInfo& method, const data::Splits& splits,
   const std::int64_t classes = splits.train.num_classes;
   nn::ResNet18<float, D> body({.in_channels = splits.train.channels(), .embedding = cfg.embedding,
                                .head = nn::Head::Fastai, .width = cfg.width, .seed = seed,
-                               .head_dropout = cfg.dropout});
+                               .head_dropout = cfg.dropout, .max_pool = cfg.max_pool});
   if (!cfg.pretrained.empty())  // the classifier (fc.) and the embedding head (head.) stay new
     nn::load_weights(body, cfg.pretrained, {.skip_prefixes = {"fc.", "head."}});
   train::LearnerOptions opts;
@@ -809,7 +813,7 @@ inline void write_report(const std::vector<MethodResult>& results, const data::S
     << "\n";
   o << "- Data: `" << cfg.data.string() << "`, " << data.train.size() << " training and " << data.test.size()
     << " test images, " << data.train.num_classes << " classes\n";
-  o << "- Model: ResNet18 (width " << cfg.width << ", fastai head, " << cfg.embedding << "-d embedding); "
+  o << "- Model: ResNet18 (width " << cfg.width << (cfg.max_pool ? "" : ", no stem max-pool") << ", fastai head, " << cfg.embedding << "-d embedding); "
     << optimizer_summary(cfg) << ", batch " << cfg.batch_size << "; " << cfg.frozen_epochs << " frozen + "
     << cfg.epochs << " one-cycle epoch(s)" << (cfg.augment ? "; augmentation: shift 2 px, rotate 10 degrees" : "")
     << "\n";

@@ -190,6 +190,12 @@ TEST_CASE("ResNet18 heads and options") {
   nn::ResNet18<float> none({.head = nn::Head::None, .width = 4});
   CHECK(none(x).shape() == Shape{2, 32});
 
+  // Without the stem's max-pool, stage 1 runs at 14x14 and stage 4 at 2x2; the weights are the same.
+  nn::ResNet18<float> no_pool({.width = 4, .blocks = {1, 1, 1, 1}, .max_pool = false});
+  CHECK(no_pool.forward_features(x).shape() == Shape{2, 32, 2, 2});
+  CHECK(no_pool(x).shape() == Shape{2, 512});
+  CHECK(no_pool.state_dict().keys() == keys);
+
   CHECK_THROWS_WITH_AS(tv(x), doctest::Contains("[2, 1, 28, 28]"), Error);
   CHECK_THROWS_AS(nn::ResNet18<float>({.blocks = {2, 0, 2, 2}}), Error);
   CHECK_THROWS_AS(nn::ResNet18<float>({.in_channels = 0}), Error);

@@ -48,6 +48,9 @@ struct ResNetOptions {
   std::array<std::int64_t, 4> blocks = {2, 2, 2, 2};
   std::uint64_t seed = 0;                            // weight init and dropout masks
   std::array<double, 2> head_dropout = {0.25, 0.5};  // Fastai head: head.3, head.7
+  // The stem's 3x3/2 max-pool. false skips it, so stage 1 runs at H/2 x W/2 instead of H/4 x W/4:
+  // for small inputs such as 28x28 digits, at about four times the FLOPs. No weight changes.
+  bool max_pool = true;
 };
 
 // torchvision's BasicBlock: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).
@@ -148,7 +151,8 @@ class ResNet18 : public Module<T, D> {
   Tensor<T, D> forward_features(const Tensor<T, D>& x) {
     DML_CHECK(x.defined() && x.rank() == 4 && x.dim(1) == opt_.in_channels, "ResNet18: expected input [N, ",
               opt_.in_channels, ", H, W], got ", dml::detail::shape_or_undefined(x));
-    Tensor<T, D> y = maxpool(relu(bn1(conv1(x))));
+    Tensor<T, D> y = relu(bn1(conv1(x)));
+    if (opt_.max_pool) y = maxpool(y);
     y = layer1(y);
     y = layer2(y);
     y = layer3(y);
