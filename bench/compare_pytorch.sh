@@ -89,8 +89,10 @@ awk '
     printf "%-36s %12s %12s %8s  %s\n", "metric", "dml", "reference", "ratio", "unit"
     for (i = 1; i <= n; ++i) {
       k = order[i]
-      if (!(("dml", k) in vals) || !(("ref", k) in vals)) continue
-      d = median(vals["dml", k]); r = median(vals["ref", k])
+      if (!(("dml", k) in vals)) continue
+      d = median(vals["dml", k])
+      if (!(("ref", k) in vals)) { printf "%-36s %12s %12s %8s  %s\n", k, d, "-", "-", unit[k]; continue }
+      r = median(vals["ref", k])
       ratio = "-"
       if (unit[k] == "s" && d > 0) ratio = sprintf("%.2fx", r / d)
       else if (unit[k] ~ /\/s$/ && r > 0) ratio = sprintf("%.2fx", d / r)
