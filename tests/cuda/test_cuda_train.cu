@@ -5,12 +5,16 @@
 // test_cuda_resnet.cu). Skips without a GPU.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../temp_dir.hpp"
 #include "cuda_test.cuh"
 #include "learner_parity.hpp"
+
+#include <dml/optim/sgd.hpp>
 
 // dml_cuda_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
 namespace test_cuda_train {
@@ -55,6 +59,40 @@ TEST_CASE("cuda train: a checkpoint written on one device loads on the other") {
   const LearnerRun cpu_on_gpu = reload_run<double, Cuda>(dir / "cpu.ckpt");
   all_close(cpu_on_gpu.valid_loss, std::vector<double>{cpu.valid_loss.back()}, 1e-9, 0, "CPU checkpoint on the GPU");
   close_rel(cpu_on_gpu.logits, cpu.logits, 1e-9, "CPU checkpoint on the GPU: logits");
+}
+
+// Device-to-host copies of each training step after the first of its epoch (the first also
+// pays for whatever the fit does before it): a step copies back its loss and nothing else.
+template <class Policy>
+std::vector<std::uint64_t> copies_per_step(Policy policy, bool center) {
+  dml::nn::ResNet18<float, Cuda> body(small_resnet(21));
+  dml::heads::MarginHead<Policy, float, Cuda> head(kEmbedding, 3, policy, 22);
+  dml::losses::CenterLoss<float, Cuda> center_loss(3, kEmbedding);
+  dml::train::Learner<float, Cuda> learn(body, head, {squares16(64, 1), squares16(16, 2)},
+                                         dml::optim::SGD{.lr = 0.01, .momentum = 0.9, .nesterov = true},
+                                         {.batch_size = 16, .seed = 7, .prefetch = false, .quiet = true});
+  if (center) learn.add_loss(center_loss, 1.0 / 8, "center", 0.5);
+  std::vector<std::uint64_t> per_step;
+  std::uint64_t last = 0;
+  learn.add_callback({.on_batch_end = [&](dml::train::Learner<float, Cuda>&, const dml::train::BatchInfo& b) {
+    const std::uint64_t now = cuda::device_to_host_copies();
+    if (b.batch > 0) per_step.push_back(now - last);
+    last = now;
+  }});
+  learn.fit_one_cycle(2);
+  return per_step;
+}
+
+TEST_CASE("cuda train: a training step copies one value back to the host (its loss)") {
+  DML_GPU_OR_SKIP();
+  for (const auto& [what, steps] :
+       {std::pair{"ArcFace + Center Loss", copies_per_step(dml::heads::Arc{.s = 16, .m = 0.5}, true)},
+        std::pair{"SphereFace", copies_per_step(dml::heads::Sphere{}, false)},
+        std::pair{"softmax", copies_per_step(dml::heads::Softmax{}, false)}}) {
+    INFO(what);
+    REQUIRE(steps.size() == 6);  // 2 epochs of 4 batches, the first of each left out
+    for (std::uint64_t n : steps) CHECK(n == 1);
+  }
 }
 
 }  // namespace

@@ -41,6 +41,7 @@ void check_against_reference(const std::string& name, P policy, std::int64_t ite
       auto sd = head.state_dict();
       auto it = std::get<Labels>(*sd.find("iteration"));
       it.copy_(Labels::from_vector({iteration}));
+      head.load_state_dict(sd);  // a head reads its buffers back when state is loaded, not at every step
     }
   }
   std::vector<std::int64_t> lab;
@@ -211,6 +212,7 @@ TEST_CASE("heads pass gradient checks for embedding and weight") {
             auto sd = head.state_dict();
             Labels it = std::get<Labels>(*sd.find("iteration"));
             it.copy_(Labels::from_vector({100}));
+            head.load_state_dict(sd);
           }
           return head(v[0], labels);
         },
@@ -267,7 +269,11 @@ TEST_CASE("SphereFace's iteration counter advances only on training steps and is
   CHECK(std::get<Labels>(*sd.find("iteration")).item() == 2);
   MarginHead<Sphere, double> other(4, 3);
   other.load_state_dict(sd);
-  CHECK(other.iteration() == 2);
+  CHECK(other.iteration() == 2);  // the host copy a step reads was refreshed from the loaded buffer
+  CHECK(other.policy().lambda == doctest::Approx(1000 / 1.24));
+  other(emb, labels);
+  CHECK(other.iteration() == 3);
+  CHECK(std::get<Labels>(*other.state_dict().find("iteration")).item() == 3);  // and the buffer follows it
 }
 
 TEST_CASE("SphereFace's lambda reaches lambda_min at the planned end of the fit, and a second fit keeps it there") {

@@ -33,3 +33,31 @@ TEST_CASE("gather rejects out-of-range and mis-shaped indices") {
   CHECK_THROWS_WITH_AS(ops::gather(x, Labels::from_vector({0, 1})),
                        doctest::Contains("index of shape [2] does not give one column per row of [3, 2]"), Error);
 }
+
+TEST_CASE("VouchedIndices: a host-checked index tensor skips the ops' check only within its bound and scope") {
+  using Vouch = dml::detail::VouchedIndices<Cpu>;
+  auto idx = Labels::from_vector({0, 2, 1});
+  CHECK_FALSE(Vouch::covers(idx, 3));
+  {
+    const Vouch vouch(idx, idx);  // bound max + 1 = 3
+    CHECK(Vouch::covers(idx, 3));
+    CHECK(Vouch::covers(idx, 10));
+    CHECK_FALSE(Vouch::covers(idx, 2));                          // a smaller limit: the op checks for itself
+    CHECK_FALSE(Vouch::covers(Labels::from_vector({0, 2, 1}), 3));  // other memory, same values: not vouched for
+    auto x = TD::zeros({3, 2});
+    CHECK_THROWS_WITH_AS(ops::gather(x, idx), doctest::Contains("index 2 at position 1 is outside [0, 2)"), Error);
+    {
+      auto other = Labels::from_vector({1, 0, 1});
+      const Vouch inner(other, other);
+      CHECK(Vouch::covers(other, 2));
+      CHECK(Vouch::covers(idx, 3));
+    }
+    CHECK(Vouch::covers(idx, 3));
+  }
+  CHECK_FALSE(Vouch::covers(idx, 3));  // the scope ended
+  auto negative = Labels::from_vector({0, -1, 1});
+  const Vouch none(negative, negative);  // a negative index vouches for nothing
+  CHECK_FALSE(Vouch::covers(negative, 3));
+  CHECK_THROWS_WITH_AS(ops::gather(TD::zeros({3, 2}), negative), doctest::Contains("index -1"), Error);
+  CHECK_THROWS_WITH_AS(Vouch(idx, Labels::from_vector({0, 1})), doctest::Contains("the index tensor's size"), Error);
+}

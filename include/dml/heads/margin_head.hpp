@@ -117,7 +117,8 @@ concept AdaptivePolicy = requires(P p, const Tensor<T, D>& cos, const Tensor<std
 // `weight` [classes, dim], `bias` [classes]; Sphere adds the int64 buffer
 // `iteration` (its lambda schedule position) and `anneal_steps` (where the
 // schedule ends, see plan_schedule); AdaCos adds the buffer `scale` [1]
-// (its current s). An all-zero embedding row is
+// (its current s). The head keeps host copies of these buffers, so that a training step
+// on a GPU reads nothing back: write them through load_state_dict, which refreshes the copies. An all-zero embedding row is
 // normalised to zero, so its cosines are 0: a defined result, never NaN.
 template <class P, class T = float, class D = Cpu>
 class MarginHead : public nn::Module<T, D> {
@@ -156,8 +157,12 @@ class MarginHead : public nn::Module<T, D> {
     if constexpr (Traits::kScheduled) {
       iteration_ = this->register_buffer("iteration", Labels::zeros(Shape{1}));
       anneal_steps_ = this->register_buffer("anneal_steps", Labels::from_vector({policy_.anneal_steps}, Shape{1}));
+      anneal_host_ = policy_.anneal_steps;
     }
-    if constexpr (kAdaptive) scale_ = this->register_buffer("scale", TensorT::from_vector({T(policy_.s)}, Shape{1}));
+    if constexpr (kAdaptive) {
+      scale_ = this->register_buffer("scale", TensorT::from_vector({T(policy_.s)}, Shape{1}));
+      scale_host_ = double(T(policy_.s));
+    }
   }
 
   // Fits the schedule of a scheduled policy (Sphere's lambda) to a fit of
@@ -170,10 +175,11 @@ class MarginHead : public nn::Module<T, D> {
     DML_CHECK(steps >= 0, "MarginHead::plan_schedule: steps must be >= 0, got ", steps);
     if constexpr (Traits::kScheduled) {
       if (!(policy_.anneal_fraction > 0) || steps == 0) return;
-      const std::int64_t it = iteration(), end = anneal_steps_.item();
+      const std::int64_t it = iteration_host_, end = anneal_host_;
       if (end > 0 && it >= end) return;
       const auto n = static_cast<std::int64_t>(std::ceil(policy_.anneal_fraction * static_cast<double>(steps)));
-      anneal_steps_.copy_(Labels::from_vector({it + std::max<std::int64_t>(n, 1)}, Shape{1}));
+      anneal_host_ = it + std::max<std::int64_t>(n, 1);
+      anneal_steps_.copy_(Labels::from_vector({anneal_host_}, Shape{1}));
     }
   }
 
@@ -193,11 +199,11 @@ class MarginHead : public nn::Module<T, D> {
   P policy() const {
     if constexpr (Traits::kScheduled) {
       P p = policy_;
-      p.anneal_steps = anneal_steps_.item();
-      return p.at_iteration(iteration());
+      p.anneal_steps = anneal_host_;
+      return p.at_iteration(iteration_host_);
     } else if constexpr (kAdaptive) {
       P p = policy_;
-      p.s = double(scale_.item());
+      p.s = scale_host_;
       return p;
     } else {
       return policy_;
@@ -205,7 +211,7 @@ class MarginHead : public nn::Module<T, D> {
   }
   // Training steps taken by a scheduled policy; 0 for the others.
   std::int64_t iteration() const {
-    if constexpr (Traits::kScheduled) return iteration_.item();
+    if constexpr (Traits::kScheduled) return iteration_host_;
     else return 0;
   }
   // [classes * centers per class, dim]: SubCenter<P> has k rows per class, the others one.
@@ -229,20 +235,35 @@ class MarginHead : public nn::Module<T, D> {
       if (training) {
         NoGrad no_grad;
         p = adapt(p, head_cosines(emb.detach(), weight_.detach()), *labels);
+        scale_host_ = double(T(p.s));
         scale_.copy_(TensorT::from_vector({T(p.s)}, Shape{1}));
       }
     }
     TensorT out = kind_logits(typename Traits::Kind{}, p, emb, weight_, bias_, margin ? labels : nullptr);
     if constexpr (Traits::kScheduled)
-      if (margin) iteration_.copy_(Labels::from_vector({iteration() + 1}, Shape{1}));
+      if (margin) iteration_.copy_(Labels::from_vector({++iteration_host_}, Shape{1}));
     return out;
+  }
+
+  // The buffers were overwritten (a checkpoint, another head's state): read them back once.
+  void on_state_loaded() override {
+    if constexpr (Traits::kScheduled) {
+      iteration_host_ = iteration_.item();
+      anneal_host_ = anneal_steps_.item();
+    }
+    if constexpr (kAdaptive) scale_host_ = double(scale_.item());
   }
 
   P policy_;
   std::int64_t dim_, classes_;
   TensorT weight_, bias_;
-  Labels iteration_, anneal_steps_;  // scheduled policies only
-  TensorT scale_;                     // adaptive policies only
+  // The buffers are what state_dict saves; the host copies beside them are what a training
+  // step reads, so that a step on the GPU copies nothing back (buffers are written from the
+  // host copies, and read back only in on_state_loaded).
+  Labels iteration_, anneal_steps_;                      // scheduled policies only
+  std::int64_t iteration_host_ = 0, anneal_host_ = 0;
+  TensorT scale_;                                        // adaptive policies only
+  double scale_host_ = 0;
 };
 
 }  // namespace dml::heads

@@ -247,6 +247,7 @@ class Module {
           },
           dst);
     }
+    notify_state_loaded();
     return res;
   }
 
@@ -262,6 +263,11 @@ class Module {
   }
 
  protected:
+  // Called on this module and every descendant after load_state_dict wrote new values into
+  // parameters and buffers: a module that keeps host copies of small buffers (so that reading
+  // them needs no device round trip) refreshes them here.
+  virtual void on_state_loaded() {}
+
   // Registers a parameter (marked requires_grad) and returns its handle.
   // Names must be unique within the module and contain no '.'.
   TensorT register_parameter(const std::string& name, TensorT t) {
@@ -305,6 +311,10 @@ class Module {
   }
 
  private:
+  void notify_state_loaded() {
+    on_state_loaded();
+    for (auto& [name, child] : children_) child->notify_state_loaded();
+  }
   void check_name(const std::string& name) const {
     DML_CHECK(!name.empty() && name.find('.') == std::string::npos, type_name(), ": invalid name '", name,
               "' (empty or containing '.')");

@@ -42,6 +42,7 @@
 #include "../losses/cross_entropy.hpp"
 #include "../nn/module.hpp"
 #include "../nn/serialize.hpp"
+#include "../ops/common.hpp"
 #include "../optim/optimizer.hpp"
 #include "../optim/schedule.hpp"
 #include "checkpoint.hpp"
@@ -564,7 +565,9 @@ class Learner {
     std::int64_t done = 0;
     for (const data::Batch& b : loader) {
       TensorT emb = body_(detail::images_as<T, D>(b.images));
-      f(b, emb, detail::labels_as<D>(b.labels));
+      const Labels y = detail::labels_as<D>(b.labels);
+      const ::dml::detail::VouchedIndices<D> vouch(y, b.labels);  // checked here, not again on the device
+      f(b, emb, y);
       bar.update(++done);
     }
     bar.finish();
@@ -659,26 +662,33 @@ class Learner {
   }
   static std::string cell(double x) { return std::isfinite(x) ? EpochTable::number(x) : "#na#"; }
 
-  // One optimiser step on batch b; returns its loss.
+  // One optimiser step on batch b; returns its loss. On a GPU the loss is the one value the
+  // step copies back (the labels are checked on the host, the heads keep their schedules there);
+  // only a non-finite loss reads the terms one by one, to name the one that broke.
   double train_batch(const data::Batch& b) {
     optim::Optimizer<T, D>& o = opt();
     apply_schedule();
     const TensorT x = detail::images_as<T, D>(b.images);
     const Labels y = detail::labels_as<D>(b.labels);
+    const ::dml::detail::VouchedIndices<D> vouch(y, b.labels);
     TensorT emb = body_(x);
     TensorT loss;
-    double value = 0;
+    std::vector<std::pair<const char*, TensorT>> terms;
     if (has_head_) {
       loss = losses::cross_entropy(head_logits_(emb, &y), y, opts_.label_smoothing);
-      value = check_finite(loss.item(), "cross_entropy", b);
+      terms.emplace_back("cross_entropy", loss);
     }
     for (auto& e : extras_) {
       TensorT term = e.fn(emb, y);
       const double w = weight_now(e);
-      value += w * check_finite(term.item(), e.name.c_str(), b);
+      terms.emplace_back(e.name.c_str(), term);
       loss = loss.defined() ? loss + term * T(w) : term * T(w);
     }
-    check_finite(value, "the total", b);
+    const double value = static_cast<double>(loss.item());
+    if (!std::isfinite(value)) {
+      for (const auto& [name, term] : terms) check_finite(static_cast<double>(term.item()), name, b);
+      check_finite(value, "the total", b);
+    }
     o.zero_grad();
     loss.backward();
     o.step();

@@ -7,6 +7,7 @@
 // safe without events because all dml work runs on the context's one stream.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -167,6 +168,17 @@ inline CachingAllocator& allocator() {
 
 // Convenience wrappers over allocator().
 inline AllocatorStats memory_stats() { return allocator().stats(); }
+
+namespace detail {
+inline std::atomic<std::uint64_t>& host_copy_counter() {
+  static std::atomic<std::uint64_t> n{0};
+  return n;
+}
+}  // namespace detail
+// Device-to-host copies so far in this process (Memory<Cuda>::to_host: item(), to_vector(),
+// to<Cpu>()). Each waits for the stream, so the count is how often the host waited for the GPU;
+// tests check that a training step makes exactly one (its loss).
+inline std::uint64_t device_to_host_copies() { return detail::host_copy_counter().load(); }
 inline void empty_cache() { allocator().empty_cache(); }
 
 // An owning device buffer of n elements for kernel temporaries.
@@ -207,6 +219,7 @@ struct Memory<Cuda> {
   // Device to host; waits for the stream, so it also reports earlier kernel errors.
   static void to_host(void* dst, const void* src, std::size_t bytes) {
     if (!bytes) return;
+    cuda::detail::host_copy_counter().fetch_add(1, std::memory_order_relaxed);
     cudaStream_t s = cuda::stream();
     DML_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, s));
     DML_CUDA_CHECK(cudaStreamSynchronize(s));
