@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/error_of.hpp"
 #include "headers.hpp"
 
 namespace dml_test {
@@ -75,7 +76,7 @@ bool close_rel(const std::vector<T>& got, const std::vector<T>& want, double tol
 using i64 = std::int64_t;
 using CpuB = dml::Backend<dml::Cpu>;
 
-inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using dml::testing::contains;
 
 // n values uniform in [lo, hi), the same for a given seed on every machine.
 template <class T>

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "../temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 #include "cuda_test.cuh"
 #include "learner_parity.hpp"
 

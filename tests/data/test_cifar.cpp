@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "../temp_dir.hpp"
-#include "../error_of.hpp"
+#include "../support/temp_dir.hpp"
+#include "../support/error_of.hpp"
 
 namespace test_cifar {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using dml::Shape;

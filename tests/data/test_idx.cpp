@@ -13,7 +13,8 @@
 #include <zlib.h>
 #endif
 
-#include "../temp_dir.hpp"
+#include "../support/error_of.hpp"
+#include "../support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using dml::data::IdxArray;
@@ -52,20 +53,8 @@ Bytes iota_bytes(std::size_t n, std::uint8_t start = 0) {
   return b;
 }
 
-// The message of the dml::Error that fn throws; fails the test when it throws nothing.
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const dml::Error& e) {
-    return e.what();
-  }
-  FAIL("expected a dml::Error");
-  return {};
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+using dml::testing::contains;
+using dml::testing::error_of;
 
 // Checks a file error: it names the file, the byte offset, and says what went wrong.
 void check_file_error(const std::string& msg, const fs::path& file, std::uint64_t offset,

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "../error_of.hpp"
+#include "../support/error_of.hpp"
 
 namespace test_image {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../error_of.hpp"
+#include "../support/error_of.hpp"
 #include "batch_record.hpp"
 
 // The whole file in a namespace of its own: the unity build compiles it with test_loader.cpp.

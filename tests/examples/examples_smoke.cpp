@@ -25,7 +25,7 @@
 #include <dml/nn/serialize.hpp>
 #include <dml/train/checkpoint.hpp>
 
-#include "../temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 
 #if !defined(DML_REPRODUCE_EXE) || !defined(DML_TRAIN_MNIST_EXE)
 #error "compile with -DDML_REPRODUCE_EXE=\"<path>\" -DDML_TRAIN_MNIST_EXE=\"<path>\""

@@ -6,8 +6,8 @@
 
 #include <dml/heads/margin_head.hpp>
 
-#include "../fixture_file.hpp"
-#include "../gradcheck.hpp"
+#include "../support/fixture_file.hpp"
+#include "../support/gradcheck.hpp"
 
 using namespace dml;
 using namespace dml::heads;

@@ -7,6 +7,8 @@
 #include <limits>
 #include <string>
 
+#include "../support/error_of.hpp"
+
 // dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
 namespace test_json {
 
@@ -25,9 +27,7 @@ json::ParseError parse_error(const std::string& text, const json::ParseOptions& 
   return json::ParseError("unreachable", 0);
 }
 
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+using dml::testing::contains;
 
 }  // namespace
 

@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "../temp_dir.hpp"
+#include "../support/error_of.hpp"
+#include "../support/temp_dir.hpp"
 
 #ifndef DML_TEST_DATA_DIR
 #error "DML_TEST_DATA_DIR must name tests/fixtures"
@@ -27,19 +28,8 @@ using dml::testing::TempDir;
 
 fs::path fixture(const std::string& name) { return fs::path(DML_TEST_DATA_DIR) / "io" / name; }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const dml::Error& e) {
-    return e.what();
-  }
-  return "<no dml::Error thrown>";
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+using dml::testing::contains;
+using dml::testing::error_of;
 
 std::vector<std::byte> bytes_of(const std::string& s) {
   std::vector<std::byte> out(s.size());

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "../temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 
 // dml_tests is a unity build (tests/CMakeLists.txt): this file's names stay in its namespace.
 namespace test_raw_tensor {

@@ -14,7 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "../temp_dir.hpp"
+#include "../support/error_of.hpp"
+#include "../support/temp_dir.hpp"
 
 #ifndef DML_TEST_DATA_DIR
 #error "DML_TEST_DATA_DIR must name tests/fixtures"
@@ -59,19 +60,8 @@ fs::path write(const TempDir& dir, const std::string& name, const std::vector<st
   return p;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const dml::Error& e) {
-    return e.what();
-  }
-  return "<no dml::Error thrown>";
-}
-
-bool contains(const std::string& hay, const std::string& needle) {
-  return hay.find(needle) != std::string::npos;
-}
+using dml::testing::contains;
+using dml::testing::error_of;
 
 template <class T>
 std::vector<std::byte> raw_bytes(const std::vector<T>& v) {

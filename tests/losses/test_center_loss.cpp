@@ -3,7 +3,7 @@
 #include <dml/losses/center_loss.hpp>
 #include <dml/losses/cross_entropy.hpp>
 
-#include "../gradcheck.hpp"
+#include "../support/gradcheck.hpp"
 
 using namespace dml;
 using TD = Tensor<double>;

@@ -9,9 +9,9 @@
 #include <dml/losses/embedding_loss.hpp>
 #include <dml/losses/methods.hpp>
 
-#include "../error_of.hpp"
-#include "../fixture_file.hpp"
-#include "../gradcheck.hpp"
+#include "../support/error_of.hpp"
+#include "../support/fixture_file.hpp"
+#include "../support/gradcheck.hpp"
 
 // The whole file in its own namespace: the unity build groups it with other loss tests.
 namespace test_embedding_loss {

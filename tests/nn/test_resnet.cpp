@@ -12,7 +12,7 @@
 #include <sstream>
 #include <type_traits>
 
-#include "../gradcheck.hpp"
+#include "../support/gradcheck.hpp"
 
 #ifndef DML_TEST_DATA_DIR
 #error "compile with -DDML_TEST_DATA_DIR=\"<repo>/tests/fixtures\""

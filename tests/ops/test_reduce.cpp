@@ -1,6 +1,6 @@
 #include <doctest/doctest.h>
 
-#include "../gradcheck.hpp"
+#include "../support/gradcheck.hpp"
 
 using namespace dml;
 using testing::gradcheck;

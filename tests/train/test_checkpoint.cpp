@@ -19,7 +19,7 @@
 #include "dml/nn/nn.hpp"
 #include "dml/optim/sgd.hpp"
 #include "dml/train/train.hpp"
-#include "../temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 #include "mlp_body.hpp"
 
 namespace test_checkpoint {

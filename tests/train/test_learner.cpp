@@ -15,7 +15,7 @@
 #include "dml/optim/adam.hpp"
 #include "dml/optim/sgd.hpp"
 #include "dml/train/train.hpp"
-#include "../temp_dir.hpp"
+#include "../support/temp_dir.hpp"
 #include "mlp_body.hpp"
 
 using namespace dml;

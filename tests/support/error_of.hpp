@@ -1,5 +1,5 @@
-// tests/error_of.hpp: the message of the dml::Error a call throws, for tests
-// that check what an error says.
+// tests/support/error_of.hpp: the message of the dml::Error a call throws, and a substring
+// test, for tests that check what an error says.
 #pragma once
 
 #include <string>
@@ -18,5 +18,8 @@ std::string error_of(F&& fn) {
   }
   return "no dml::Error";
 }
+
+// Whether `part` occurs in `s`.
+inline bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace dml::testing
