@@ -15,6 +15,7 @@
 #include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <span>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -48,12 +49,14 @@ template <class T, class D>
 class EvalModeGuard {
  public:
   // Null entries are skipped.
-  explicit EvalModeGuard(std::initializer_list<nn::Module<T, D>*> modules) {
+  explicit EvalModeGuard(std::span<nn::Module<T, D>* const> modules) {
     for (nn::Module<T, D>* m : modules)
       if (m) record(m);
     for (nn::Module<T, D>* m : modules)
       if (m) m->eval();
   }
+  explicit EvalModeGuard(std::initializer_list<nn::Module<T, D>*> modules)
+      : EvalModeGuard(std::span<nn::Module<T, D>* const>(modules.begin(), modules.size())) {}
   ~EvalModeGuard() {
     // Pre-order: a module's own call comes after its ancestors', which reset it.
     for (auto& [m, training] : saved_) m->train(training);
@@ -69,21 +72,28 @@ class EvalModeGuard {
   std::vector<std::pair<nn::Module<T, D>*, bool>> saved_;
 };
 
+// Host float images (a data::Batch's, or rows of a Dataset) as the input of a
+// Tensor<T, D> module: the same tensor for float on the host, else a device
+// copy and, for double, a conversion.
+template <class T, class D>
+Tensor<T, D> images_as(const Tensor<float, Cpu>& x) {
+  if constexpr (std::is_same_v<T, float>) {
+    if constexpr (std::is_same_v<D, Cpu>) return x;
+    else return x.template to<D>();
+  } else {
+    const std::vector<float> v = x.to_vector();
+    return Tensor<T, D>::from_vector(std::vector<T>(v.begin(), v.end()), x.shape());
+  }
+}
+
 // Rows [start, start + count) of ds's images as a [count, C, H, W] tensor of
 // element type T on device D.
 template <class T, class D>
 Tensor<T, D> image_batch(const data::Dataset& ds, std::int64_t start, std::int64_t count) {
   const std::int64_t per = ds.image_numel();
-  const Shape shape{count, ds.channels(), ds.height(), ds.width()};
-  const float* src = ds.images.data() + start * per;
-  if constexpr (std::is_same_v<T, float>) {
-    auto host = Tensor<float, Cpu>::empty(shape);
-    std::memcpy(host.data(), src, static_cast<std::size_t>(count * per) * sizeof(float));
-    return host.template to<D>();
-  } else {
-    std::vector<T> v(src, src + count * per);
-    return Tensor<T, Cpu>::from_vector(v, shape).template to<D>();
-  }
+  auto host = Tensor<float, Cpu>::empty(Shape{count, ds.channels(), ds.height(), ds.width()});
+  std::memcpy(host.data(), ds.images.data() + start * per, static_cast<std::size_t>(count * per) * sizeof(float));
+  return images_as<T, D>(host);
 }
 
 // Checks what can be checked before the first forward: a non-empty, valid
