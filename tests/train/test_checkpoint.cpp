@@ -66,11 +66,27 @@ TEST_CASE("read_checkpoint names the file and the entry of a malformed entry") {
   const Case cases[] = {
       {"dml.plan", R"({"active":true})", "checkpoint entry 'dml.plan': json: missing key \"schedule\""},
       {"dml.plan", "{", "checkpoint entry 'dml.plan': json: "},
+      {"dml.plan", R"({"active":true,"schedule":{"kind":"StepDecay","step_size":0,"gamma":0.5},"max_lr":null,)"
+                   R"("step":0,"total":4,"end_epoch":1,"loss_sum":0,"loss_count":0,"seconds":0})",
+       "checkpoint entry 'dml.plan': 'schedule': 'step_size': expected an integer >= 1, found 0"},
+      {"dml.plan", R"({"active":true,"schedule":{"kind":"Constant"},"max_lr":-1,)"
+                   R"("step":0,"total":4,"end_epoch":1,"loss_sum":0,"loss_count":0,"seconds":0})",
+       "checkpoint entry 'dml.plan': 'max_lr': expected a number > 0 or null, found -1"},
       {"dml.loader", R"({"seed":"-1","epoch":0,"position":0,"dataset_size":1,"batch_size":1})",
-       "checkpoint entry 'dml.loader': expected an unsigned integer as a decimal string, found '-1'"},
+       "checkpoint entry 'dml.loader': 'seed': expected an unsigned integer as a decimal string, found the string "
+       "\"-1\""},
+      {"dml.loader", R"({"seed":"1","epoch":0,"position":0,"dataset_size":10,"batch_size":0})",
+       "checkpoint entry 'dml.loader': 'batch_size': expected an integer >= 1, found 0"},
+      {"dml.loader", R"({"seed":"1","epoch":0,"position":0,"dataset_size":12,"batch_size":6,)"
+                     R"("classes_per_batch":2,"samples_per_class":4})",
+       "checkpoint entry 'dml.loader': 'batch_size': expected classes_per_batch x samples_per_class (2 x 4), found 6"},
       {"dml.generators", R"({"body.drop":{"seed":"1","counter":"2","unused":9}})",
-       "checkpoint entry 'dml.generators': generator 'unused': expected 0..4, found 9"},
-      {"dml.history", "[[1, 2, 3]]", "checkpoint entry 'dml.history': a history row must hold 5 values, found 3"},
+       "checkpoint entry 'dml.generators': 'body.drop': 'unused': expected an integer in 0..4, found 9"},
+      {"dml.history", "[[1, 2, 3]]",
+       "checkpoint entry 'dml.history': row 0: expected [epoch, train_loss, valid_loss, accuracy, seconds], found an "
+       "array of 3 values"},
+      {"dml.history", "[[0, 1.5, null, 0.5, -2]]",
+       "checkpoint entry 'dml.history': row 0: 'seconds': expected a number >= 0, found -2"},
       {"dml.frozen", "maybe", "checkpoint entry 'dml.frozen': expected \"true\" or \"false\", found \"maybe\""},
   };
   for (const Case& c : cases) {

@@ -320,8 +320,9 @@ TEST_CASE("LearnerOptions::balanced trains on P x K batches and resumes exactly 
   shuffled.batch_size = 6;
   Run other(5, {}, shuffled);
   CHECK_THROWS_WITH_AS(other.learn.load_checkpoint(dir / "ckpt"),
-                       doctest::Contains("ckpt: DataLoader::set_state: the state is for class-balanced (2 classes x 3 "
-                                         "samples) batches"),
+                       doctest::Contains("ckpt: checkpoint entry 'dml.loader': 'classes_per_batch' x "
+                                         "'samples_per_class': expected none (shuffled batches), found 2 x 3 "
+                                         "(class-balanced batches)"),
                        Error);
   o.batch_size = 16;
   CHECK_THROWS_WITH_AS(Run(1, {}, o), doctest::Contains("batch_size 16 disagrees with balanced"), Error);

@@ -145,6 +145,11 @@ class Optimizer {
   }
   // Every parameter, group after group (the index state_dict keys unnamed ones by).
   const std::vector<NamedParam<T, D>>& params() const noexcept { return params_; }
+  // The names of the rule's per-parameter buffers in state_dict()
+  // ("momentum_buffer"; "exp_avg", "exp_avg_sq"), and whether it also keeps a
+  // per-parameter "step".
+  const std::vector<std::string>& state_names() const noexcept { return state_names_; }
+  bool per_param_step() const noexcept { return per_param_step_; }
   // The state of parameter i in params() (buffers undefined before its first update).
   const ParamState<T, D>& param_state(std::size_t i) const {
     DML_CHECK(i < state_.size(), name(), ": parameter index ", i, " out of range (", state_.size(), " parameters)");

@@ -1,8 +1,8 @@
 // dml/train/options.hpp: what a train::Learner is configured with and what it
 // reports: LearnerOptions (batches, augmentation, progress, checkpoints,
-// freezing, per-prefix learning rates), the epoch table's rows (EpochStats),
-// what callbacks see (BatchInfo, Callback), and the parameter groups that
-// lr_scales make.
+// freezing, per-prefix learning rates), what callbacks see (BatchInfo,
+// Callback; the epoch rows, EpochStats, are in progress.hpp), the parameter
+// groups that lr_scales make, and what freeze() leaves trainable.
 #pragma once
 
 #include <cmath>
@@ -68,12 +68,6 @@ struct LearnerOptions {
   // e.g. resnet_lr_scales() once a pretrained body is unfrozen. Each prefix
   // must match some parameter; the schedule scales every group alike.
   std::vector<LrScale> lr_scales = {};
-};
-
-// One row of the epoch table. valid_loss and accuracy are NaN without a test set.
-struct EpochStats {
-  std::int64_t epoch = 0;
-  double train_loss = 0, valid_loss = 0, accuracy = 0, seconds = 0;
 };
 
 // What a batch-end callback sees.

@@ -24,6 +24,12 @@ namespace dml::train {
 // is a terminal, lines otherwise.
 enum class Progress { Auto, Bar, Lines, Quiet };
 
+// One row of the epoch table. valid_loss and accuracy are NaN without a test set.
+struct EpochStats {
+  std::int64_t epoch = 0;
+  double train_loss = 0, valid_loss = 0, accuracy = 0, seconds = 0;
+};
+
 // Seconds as fastai prints them: "00:07", "12:34", "1:02:03".
 inline std::string format_time(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0) return "--:--";
