@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <memory>
@@ -122,8 +121,8 @@ inline std::vector<std::filesystem::path> sorted_subdirs(const std::filesystem::
 }
 
 // The message of an error about `path` without its leading "path: " (the caller names the file).
-inline std::string reason_of(std::string message, const std::filesystem::path& path) {
-  const std::string prefix = path.string() + ": ";
+inline std::string reason_of(std::string message, const std::string& path) {
+  const std::string prefix = path + ": ";
   if (message.rfind(prefix, 0) == 0) message.erase(0, prefix.size());
   return message;
 }
@@ -223,7 +222,7 @@ inline FolderImage decode_folder_file(const std::filesystem::path& path, const I
     r.error = fit_folder_image(img, o);
     if (r.error.empty()) r.image = std::move(img);
   } catch (const Error& e) {
-    r.error = reason_of(e.message(), path);
+    r.error = reason_of(e.message(), path.string());
   } catch (const std::exception& e) {
     r.error = e.what();
   }
@@ -285,20 +284,24 @@ inline ImageSet decode_folder_files(std::vector<std::filesystem::path>& files, s
 
 // ---- Decode::PerBatch -------------------------------------------------------------------------
 
+inline std::span<const std::uint8_t> as_bytes_span(const std::vector<std::byte>& v) {
+  return {reinterpret_cast<const std::uint8_t*>(v.data()), v.size()};
+}
+
 // The folder's files, encoded, decoded when read (Dataset::source).
 class EncodedFolder final : public ImageSource {
  public:
   EncodedFolder(const ImageFolderOptions& o, std::array<std::int64_t, 3> shape) : o_(o), shape_(shape) {}
 
   // Adds a file's bytes (whose header said `shape`); returns its row.
-  std::int64_t add(std::filesystem::path file, std::vector<std::uint8_t> bytes, bool sixteen_bit, bool alpha) {
-    entries_.push_back({std::move(file), std::move(bytes), sixteen_bit, alpha});
+  std::int64_t add(const std::filesystem::path& file, std::vector<std::byte> bytes, bool sixteen_bit, bool alpha) {
+    entries_.push_back({file.string(), std::move(bytes), sixteen_bit, alpha});
     return static_cast<std::int64_t>(entries_.size()) - 1;
   }
 
   Shape image_shape() const override { return Shape{shape_[0], shape_[1], shape_[2]}; }
   std::int64_t size() const override { return static_cast<std::int64_t>(entries_.size()); }
-  const std::filesystem::path& file(std::int64_t r) const { return entries_[static_cast<std::size_t>(r)].file; }
+  const std::string& file(std::int64_t r) const { return entries_[static_cast<std::size_t>(r)].file; }
   bool sixteen_bit(std::int64_t r) const { return entries_[static_cast<std::size_t>(r)].sixteen_bit; }
   bool alpha(std::int64_t r) const { return entries_[static_cast<std::size_t>(r)].alpha; }
   // Encoded bytes held, over all files.
@@ -312,7 +315,7 @@ class EncodedFolder final : public ImageSource {
   std::string decode(std::int64_t r, std::uint8_t* dst) const {
     const Entry& e = entries_[static_cast<std::size_t>(r)];
     try {
-      DecodedImage img = decode_image(e.bytes, e.file.string());
+      DecodedImage img = decode_image(as_bytes_span(e.bytes), e.file);
       std::string why = fit_folder_image(img, o_);
       if (!why.empty()) return why;
       if (img.channels != shape_[0] || img.height != shape_[1] || img.width != shape_[2])
@@ -332,15 +335,15 @@ class EncodedFolder final : public ImageSource {
   void read(std::int64_t r, std::uint8_t* dst) const override {
     DML_CHECK(r >= 0 && r < size(), "image folder: image ", r, " is out of range for ", size(), " files");
     const std::string why = decode(r, dst);
-    DML_CHECK(why.empty(), "image folder: ", file(r).string(), ": ", why,
+    DML_CHECK(why.empty(), "image folder: ", file(r), ": ", why,
               " (found while decoding a batch: Decode::PerBatch checks only each file's header at load; "
               "Decode::AtLoad decodes every file there)");
   }
 
  private:
   struct Entry {
-    std::filesystem::path file;
-    std::vector<std::uint8_t> bytes;
+    std::string file;  // a string, not a path: libstdc++'s path also keeps a list of its components
+    std::vector<std::byte> bytes;  // as io::read_file gave them: no second copy per file
     bool sixteen_bit = false, alpha = false;
   };
   ImageFolderOptions o_;
@@ -350,7 +353,7 @@ class EncodedFolder final : public ImageSource {
 
 // One file read and its header checked.
 struct ProbedFile {
-  std::vector<std::uint8_t> bytes;
+  std::vector<std::byte> bytes;
   ImageHeader header;
   std::array<std::int64_t, 3> shape = {0, 0, 0};  // after o's conversions
   std::string error;
@@ -359,16 +362,14 @@ struct ProbedFile {
 inline ProbedFile probe_folder_file(const std::filesystem::path& path, const ImageFolderOptions& o) {
   ProbedFile r;
   try {
-    const std::vector<std::byte> raw = io::read_file(path);
-    r.bytes.resize(raw.size());
-    if (!raw.empty()) std::memcpy(r.bytes.data(), raw.data(), raw.size());
-    r.error = format_problem(r.bytes, path);
+    r.bytes = io::read_file(path);
+    r.error = format_problem(as_bytes_span(r.bytes), path);
     if (r.error.empty()) {
-      r.header = read_image_header(r.bytes, path.string());
+      r.header = read_image_header(as_bytes_span(r.bytes), path.string());
       r.error = fitted_shape(r.header, o, r.shape);
     }
   } catch (const Error& e) {
-    r.error = reason_of(e.message(), path);
+    r.error = reason_of(e.message(), path.string());
   } catch (const std::exception& e) {
     r.error = e.what();
   }
