@@ -244,7 +244,9 @@ inline std::vector<Option> data_options() {
   return {{"size", "", "image folders: resize to HxW (e.g. 64x64; default: keep the files' size)"},
           {"channels", "0", "image folders: 1 grey, 3 RGB, 0 as the files are"},
           {"valid-fraction", "0.2", "image folders without train/valid: share of each class held out"},
-          {"split-seed", "0", "seed of that split"}};
+          {"split-seed", "0", "seed of that split"},
+          {"decode", "load", "image folders: load (decode every file at load, hold floats) or batch (hold the "
+                             "encoded files, decode each batch in the loader's prefetch thread)"}};
 }
 
 // Loads DIR by its contents. With a model, its normalisation, channel count and
@@ -290,8 +292,14 @@ inline LoadedData load_data(const fs::path& dir, const Args& a, const ModelInfo*
     }
     o.valid_fraction = a.number("valid-fraction", 0.0, 0.95);
     o.seed = static_cast<std::uint64_t>(a.integer("split-seed"));
+    const std::string decode = a.str("decode");
+    DML_CHECK(decode == "load" || decode == "batch", "dml ", a.command(), ": --decode must be load or batch, got '",
+              decode, "'");
+    o.decode = decode == "load" ? data::Decode::AtLoad : data::Decode::PerBatch;
     data::ImageFolder f = data::load_image_folder(dir, o);
     std::cout << "data: image folder (" << f.layout << ")";
+    if (o.decode == data::Decode::PerBatch)
+      std::cout << ", decoded per batch in the loader (" << f.encoded_bytes / 1024 << " KiB of encoded files held)";
     if (f.converted_16bit) std::cout << ", " << f.converted_16bit << " 16-bit PNG(s) scaled to 8 bits";
     if (f.alpha_composited) std::cout << ", " << f.alpha_composited << " image(s) with alpha composited onto black";
     if (f.hidden_ignored) std::cout << ", " << f.hidden_ignored << " hidden name(s) ignored";
@@ -473,7 +481,7 @@ inline std::vector<Option> model_data_options() {
                            {"data", "", "IDX, CIFAR or image-folder directory", false, true},
                            {"split", "test", "which split to use: test (= valid), train"}};
   for (auto& o : data_options())
-    if (o.name == "valid-fraction" || o.name == "split-seed") v.push_back(o);
+    if (o.name == "valid-fraction" || o.name == "split-seed" || o.name == "decode") v.push_back(o);
   return v;
 }
 

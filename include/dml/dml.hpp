@@ -13,6 +13,7 @@
 #include "core/tensor.hpp"
 #include "data/dataset.hpp"
 #include "data/idx.hpp"
+#include "data/image_source.hpp"
 #include "data/loader.hpp"
 #include "data/sampler.hpp"
 #include "data/transforms.hpp"

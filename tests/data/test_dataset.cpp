@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../support/temp_dir.hpp"
+#include "byte_source.hpp"
 
 namespace fs = std::filesystem;
 using dml::Shape;
@@ -271,4 +272,98 @@ TEST_CASE("validate reports inconsistent fields") {
   CHECK_THROWS_AS(ds.validate(), dml::Error);
   Dataset e;
   CHECK_THROWS_WITH_AS(e.validate(), doctest::Contains("undefined"), dml::Error);
+}
+
+// ---- images decoded on demand (Dataset::source) ---------------------------------------------
+
+namespace {
+
+// Every image of ds as floats, through read_image.
+std::vector<float> read_all(const Dataset& ds) {
+  std::vector<float> out(static_cast<std::size_t>(ds.size() * ds.image_numel()));
+  for (std::int64_t i = 0; i < ds.size(); ++i) ds.read_image(i, out.data() + i * ds.image_numel());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a Dataset decoded on demand reads the floats of the same bytes held in memory") {
+  for (std::int64_t c : {1, 3}) {
+    CAPTURE(c);
+    const ImageSet set = dml::testing::varied_set(11, c);
+    auto [held, lazy, source] = dml::testing::held_and_on_demand(set);
+    CHECK(lazy.on_demand());
+    CHECK(!held.on_demand());
+    CHECK(!lazy.images.defined());
+    CHECK(lazy.image_shape() == held.image_shape());
+    CHECK(lazy.channel_norms == held.channel_norms);  // computed from the same histogram
+    CHECK(lazy.labels == held.labels);
+    CHECK(lazy.num_classes == held.num_classes);
+    CHECK(source->reads() == 11);  // the statistics read every image once
+    CHECK(read_all(lazy) == held.images.to_vector());
+    CHECK(read_all(held) == held.images.to_vector());
+    const Dataset full = dml::data::decode_all(lazy, 2);
+    CHECK(!full.on_demand());
+    CHECK(full.images.to_vector() == held.images.to_vector());
+    CHECK(full.channel_norms == held.channel_norms);
+    full.validate();
+    CHECK_THROWS_WITH_AS(lazy.image(0), doctest::Contains("read_image"), dml::Error);
+    CHECK_THROWS_WITH_AS(lazy.read_image(11, nullptr), doctest::Contains("out of range"), dml::Error);
+  }
+}
+
+TEST_CASE("cutting a Dataset decoded on demand moves row numbers, not pixels, and reads the same images") {
+  const ImageSet set = dml::testing::varied_set(18, 1, 3);
+  auto [held, lazy, source] = dml::testing::held_and_on_demand(set);
+  const std::int64_t before = source->reads();
+  auto same = [](const Dataset& a, const Dataset& b) {
+    CHECK(a.on_demand());
+    CHECK(a.labels == b.labels);
+    CHECK(a.original_labels == b.original_labels);
+    CHECK(a.num_classes == b.num_classes);
+    CHECK(read_all(a) == b.images.to_vector());
+  };
+  same(dml::data::subset(lazy, {4, 0, 4, 17}), dml::data::subset(held, {4, 0, 4, 17}));
+  same(dml::data::filter_classes(lazy, {2, 0}), dml::data::filter_classes(held, {2, 0}));
+  same(dml::data::take(lazy, 7, 5), dml::data::take(held, 7, 5));
+  auto [a, b] = dml::data::stratified_split(lazy, 0.5, 2);
+  auto [ha, hb] = dml::data::stratified_split(held, 0.5, 2);
+  same(a, ha);
+  same(b, hb);
+  CHECK(dml::data::subset(lazy, {4}).source_rows == std::vector<std::int64_t>{4});
+  // Only the read_all calls above decoded: 4 + 12 + 7 + 18 images.
+  CHECK(source->reads() - before == 4 + 12 + 7 + 18);
+}
+
+TEST_CASE("Dataset::from_source and validate refuse what does not fit, naming it") {
+  const ImageSet set = dml::testing::varied_set(4);
+  auto source = std::make_shared<dml::testing::ByteSource>(set);
+  const std::vector<std::int64_t> labels = set.labels;
+  CHECK_THROWS_WITH_AS(Dataset::from_source(nullptr, {0}, {0}), doctest::Contains("null"), dml::Error);
+  CHECK_THROWS_WITH_AS(Dataset::from_source(source, {0, 1}, {0}), doctest::Contains("2 rows but 1 labels"),
+                       dml::Error);
+  CHECK_THROWS_WITH_AS(Dataset::from_source(source, {0, 4}, {0, 1}),
+                       doctest::Contains("row 4 (position 1) is outside the source's 0..3"), dml::Error);
+  CHECK_THROWS_WITH_AS(Dataset::from_source(source, {}, {}), doctest::Contains("empty"), dml::Error);
+  CHECK(Dataset::from_source(source, {}, {}, {.normalization = Normalization{0.5, 0.25}}).size() == 0);
+  CHECK_THROWS_WITH_AS(Dataset::from_source(source, {0}, {0}, {.channel_normalization = {{0, 1}, {0, 1}}}),
+                       doctest::Contains("2 channel normalisation(s) for images of 1 channel(s)"), dml::Error);
+  // Computing the statistics reads every row: a row that fails is the error, with its own message.
+  auto bad = std::make_shared<dml::testing::ByteSource>(set, 2);
+  CHECK_THROWS_WITH_AS(Dataset::from_source(bad, {0, 1, 2, 3}, labels),
+                       doctest::Contains("source/2.png: corrupt or truncated PNG"), dml::Error);
+  Dataset given = Dataset::from_source(bad, {0, 1, 2, 3}, labels, {.normalization = Normalization{0.5, 0.25}});
+  std::vector<float> px(20);
+  CHECK_THROWS_WITH_AS(given.read_image(2, px.data()), doctest::Contains("source/2.png"), dml::Error);
+  CHECK_THROWS_WITH_AS(dml::data::decode_all(given), doctest::Contains("source/2.png"), dml::Error);
+
+  Dataset ds = Dataset::from_source(source, {0, 1, 2, 3}, labels);
+  ds.source_rows.pop_back();
+  CHECK_THROWS_WITH_AS(ds.validate(), doctest::Contains("3 source rows but 4 labels"), dml::Error);
+  ds.source_rows.push_back(9);
+  CHECK_THROWS_WITH_AS(ds.validate(), doctest::Contains("source row 9 of sample 3"), dml::Error);
+  ds.source_rows.back() = 3;
+  ds.validate();
+  ds.images = dml::Tensor<float, dml::Cpu>::zeros(Shape{4, 1, 5, 4});
+  CHECK_THROWS_WITH_AS(ds.validate(), doctest::Contains("both images"), dml::Error);
 }

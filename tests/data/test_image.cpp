@@ -124,6 +124,45 @@ TEST_CASE("PNG: a corrupt or truncated file is an error naming it") {
         std::string::npos);
 }
 
+TEST_CASE("read_image_header gives decode_image's size, channels, bit depth and alpha without decoding") {
+  using dml::data::ImageFormat;
+  auto same = [](const std::vector<std::uint8_t>& bytes) {
+    const dml::data::ImageHeader h = dml::data::read_image_header(bytes, "x");
+    const DecodedImage d = dml::data::decode_image(bytes, "x");
+    CHECK(h.width == d.width);
+    CHECK(h.height == d.height);
+    CHECK(h.channels == d.channels);
+    CHECK(h.bit_depth == d.bit_depth);
+    CHECK(h.had_alpha == d.had_alpha);
+    return h;
+  };
+  CHECK(same(dml::data::encode_png(gradient(7, 9, 1))).format == ImageFormat::Png);
+  CHECK(same(dml::data::encode_png(gradient(7, 9, 3))).channels == 3);
+  CHECK(same(dml::data::encode_jpeg(gradient(16, 24, 1))).format == ImageFormat::Jpeg);
+  CHECK(same(dml::data::encode_jpeg(gradient(16, 24, 3))).channels == 3);
+  std::vector<std::uint8_t> rows(24, 7);
+  CHECK(same(raw_png(4, 3, PNG_COLOR_TYPE_GRAY, 16, rows)).bit_depth == 16);
+  CHECK(same(raw_png(2, 1, PNG_COLOR_TYPE_RGB_ALPHA, 8, std::vector<std::uint8_t>(8, 9))).had_alpha);
+
+  // A file cut in its pixel data has a good header: only decoding finds the fault.
+  const std::vector<std::uint8_t> png = dml::data::encode_png(gradient(16, 16, 3));
+  const std::vector<std::uint8_t> cut(png.begin(), png.begin() + static_cast<std::ptrdiff_t>(png.size() / 2));
+  CHECK(dml::data::read_image_header(cut, "cut.png").width == 16);
+  CHECK_THROWS_AS(dml::data::decode_image(cut, "cut.png"), dml::Error);
+  const std::vector<std::uint8_t> jpeg = dml::data::encode_jpeg(gradient(16, 16, 3));
+  const std::vector<std::uint8_t> jcut(jpeg.begin(), jpeg.end() - 20);
+  CHECK(dml::data::read_image_header(jcut, "cut.jpg").height == 16);
+  CHECK_THROWS_AS(dml::data::decode_image(jcut, "cut.jpg"), dml::Error);
+  // Headers that cannot be read, and other formats, are errors naming the file.
+  CHECK(error_of([&] { dml::data::read_image_header({png.begin(), png.begin() + 10}, "h.png"); })
+            .find("h.png: not a readable PNG") != std::string::npos);
+  CHECK(error_of([&] { dml::data::read_image_header({jpeg.begin(), jpeg.begin() + 12}, "h.jpg"); })
+            .find("h.jpg: corrupt or truncated JPEG") != std::string::npos);
+  const std::vector<std::uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 0, 0};
+  CHECK(error_of([&] { dml::data::read_image_header(gif, "x.gif"); }).find("x.gif: unsupported image format") !=
+        std::string::npos);
+}
+
 TEST_CASE("JPEG: grey and RGB decode close to what was encoded; truncation and corruption are errors") {
   for (std::int64_t c : {1, 3}) {
     CAPTURE(c);

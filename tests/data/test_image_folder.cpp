@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <dml/data/image_folder.hpp>
+#include <dml/data/loader.hpp>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,12 +14,14 @@
 
 #include "../support/temp_dir.hpp"
 #include "../support/error_of.hpp"
+#include "batch_record.hpp"
 
 namespace test_image_folder {
 
 using dml::testing::error_of;
 
 namespace fs = std::filesystem;
+using dml::data::Decode;
 using dml::data::DecodedImage;
 using dml::data::ImageFolderOptions;
 using dml::testing::TempDir;
@@ -99,8 +102,13 @@ TEST_CASE("class-folder layout: a seeded stratified split, PNG and JPEG, resized
 }
 
 TEST_CASE("image folders: each bad input is an error naming the file or folder and the reason") {
+  for (const Decode mode : {Decode::AtLoad, Decode::PerBatch}) {
+  CAPTURE(dml::data::decode_name(mode));
   TempDir dir;
-  auto load = [&](ImageFolderOptions o = {}) { return dml::data::load_image_folder(dir.path, o); };
+  auto load = [&](ImageFolderOptions o = {}) {
+    o.decode = mode;
+    return dml::data::load_image_folder(dir.path, o);
+  };
   CHECK(error_of([&] { dml::data::load_image_folder(dir.path / "absent"); }).find("does not exist") != std::string::npos);
   CHECK(error_of([&] { load(); }).find("has no class folders") != std::string::npos);
 
@@ -162,6 +170,7 @@ TEST_CASE("image folders: each bad input is an error naming the file or folder a
   bad_opt = {};
   bad_opt.valid_fraction = 1.0;
   CHECK(error_of([&] { load(bad_opt); }).find("valid_fraction must be in [0, 1)") != std::string::npos);
+  }
 }
 
 TEST_CASE("image folders: the train/valid layout's own refusals") {
@@ -175,6 +184,134 @@ TEST_CASE("image folders: the train/valid layout's own refusals") {
   write_png(dir.path / "val" / "a" / "2.png", flat(4, 4, 1, 19));
   const dml::data::ImageFolder f = dml::data::load_image_folder(dir.path);
   CHECK(f.splits.test.size() == 1);
+}
+
+// ---- Decode::PerBatch ---------------------------------------------------------------------------
+
+// The folder both ways, with checks that the two agree in everything but where the pixels are.
+void check_same_both_ways(const fs::path& root, ImageFolderOptions o) {
+  o.decode = Decode::AtLoad;
+  const dml::data::ImageFolder eager = dml::data::load_image_folder(root, o);
+  o.decode = Decode::PerBatch;
+  const dml::data::ImageFolder lazy = dml::data::load_image_folder(root, o);
+  CHECK(lazy.layout == eager.layout);
+  CHECK(lazy.train_files == eager.train_files);
+  CHECK(lazy.valid_files == eager.valid_files);
+  CHECK(lazy.converted_16bit == eager.converted_16bit);
+  CHECK(lazy.alpha_composited == eager.alpha_composited);
+  CHECK(lazy.skipped.count == eager.skipped.count);
+  CHECK(lazy.skipped.first == eager.skipped.first);
+  CHECK(eager.encoded_bytes == 0);
+  CHECK(lazy.encoded_bytes > 0);
+  for (auto split : {&dml::data::Splits::train, &dml::data::Splits::test}) {
+    const dml::data::Dataset& e = eager.splits.*split;
+    const dml::data::Dataset& l = lazy.splits.*split;
+    CHECK(!e.on_demand());
+    CHECK(l.on_demand());
+    CHECK(l.image_shape() == e.image_shape());
+    CHECK(l.labels == e.labels);
+    CHECK(l.num_classes == e.num_classes);
+    CHECK(l.class_names == e.class_names);
+    CHECK(l.channel_norms == e.channel_norms);
+    CHECK(dml::data::decode_all(l).images.to_vector() == e.images.to_vector());
+  }
+  // Batches, augmented, through the loader (with and without prefetch, on 1 and 2 threads).
+  dml::data::LoaderOptions lo;
+  lo.batch_size = 4;
+  lo.seed = 5;
+  lo.augment = {.pad = 1, .hflip = true};
+  const auto want = dml::testing::runs_by_launch(eager.splits.train, lo, 2);
+  const auto got = dml::testing::runs_by_launch(lazy.splits.train, lo, 2);
+  for (int v = 0; v < 3; ++v) CHECK(got[v] == want[0]);
+}
+
+TEST_CASE("Decode::PerBatch gives the files, statistics and batches of Decode::AtLoad") {
+  TempDir dir;
+  for (int i = 0; i < 7; ++i) write_png(dir.path / "a" / ("g" + std::to_string(i) + ".png"), flat(6, 8, 1, 10 * i));
+  for (int i = 0; i < 5; ++i) write_png(dir.path / "b" / ("c" + std::to_string(i) + ".png"), flat(9, 7, 3, 60 + 9 * i));
+  for (int i = 0; i < 4; ++i)
+    write(dir.path / "c" / ("j" + std::to_string(i) + ".jpg"), dml::data::encode_jpeg(flat(12, 12, 3, 100 + i)));
+  ImageFolderOptions o;
+  o.valid_fraction = 0.25;
+  o.seed = 1;
+  o.channels = 3;
+  o.height = o.width = 6;
+  o.crop_height = o.crop_width = 5;
+  for (const auto filter : {dml::data::ResizeFilter::Area, dml::data::ResizeFilter::Bilinear}) {
+    o.filter = filter;
+    check_same_both_ways(dir.path, o);
+  }
+  o.channels = 1;
+  o.dataset.normalization = dml::data::Normalization{0.5, 0.25};
+  check_same_both_ways(dir.path, o);
+
+  // The train/valid layout, grey files of one size, no resize.
+  TempDir tv;
+  for (int i = 0; i < 6; ++i) write_png(tv.path / "train" / (i % 2 ? "x" : "y") / (std::to_string(i) + ".png"), flat(5, 5, 1, 30 * i));
+  for (int i = 0; i < 3; ++i) write_png(tv.path / "valid" / "x" / (std::to_string(i) + ".png"), flat(5, 5, 1, 7 * i));
+  check_same_both_ways(tv.path, {});
+}
+
+TEST_CASE("Decode::PerBatch: a file corrupt past its header fails at load when the statistics are computed, else in the loader, named") {
+  TempDir dir;
+  for (int i = 0; i < 6; ++i) write_png(dir.path / "a" / (std::to_string(i) + ".png"), flat(16, 16, 1, 10 * i));
+  std::vector<std::uint8_t> png = dml::data::encode_png(flat(16, 16, 1, 9));
+  png.resize(png.size() - 16);  // cut in the pixel data (IEND and the end of IDAT): the header is intact
+  const fs::path bad = dir.path / "a" / "3.png";
+  write(bad, png);
+  REQUIRE(dml::data::read_image_header(png, "x").width == 16);
+
+  ImageFolderOptions o;
+  o.decode = Decode::PerBatch;
+  o.valid_fraction = 0;
+  // The statistics decode every training file at load: the same error as Decode::AtLoad.
+  const std::string at_load = error_of([&] { dml::data::load_image_folder(dir.path, o); });
+  CHECK(at_load.find("image folder: " + bad.string() + ": corrupt or truncated PNG") != std::string::npos);
+  CHECK(at_load.find("skip_bad") != std::string::npos);
+  o.skip_bad = true;
+  const dml::data::ImageFolder skipped = dml::data::load_image_folder(dir.path, o);
+  CHECK(skipped.splits.train.size() == 5);
+  CHECK(skipped.train_files.size() == 5);
+  CHECK(std::find(skipped.train_files.begin(), skipped.train_files.end(), bad) == skipped.train_files.end());
+  CHECK(skipped.skipped.count == 1);
+  REQUIRE(skipped.skipped.first.size() == 1);
+  CHECK(skipped.skipped.first[0].find(bad.string() + ": corrupt or truncated PNG") == 0);
+
+  // With the normalisation given only headers are read: the load succeeds and the batch that holds
+  // the file throws from next(), naming it; the loader stays usable.
+  o.skip_bad = false;
+  o.dataset.normalization = dml::data::Normalization{0.5, 0.25};
+  const dml::data::ImageFolder f = dml::data::load_image_folder(dir.path, o);
+  REQUIRE(f.splits.train.size() == 6);
+  for (const bool prefetch : {false, true}) {
+    CAPTURE(prefetch);
+    dml::data::LoaderOptions lo;
+    lo.batch_size = 2;
+    lo.shuffle = false;
+    lo.prefetch = prefetch;
+    dml::data::DataLoader loader(f.splits.train, lo);
+    CHECK(loader.next());  // rows 0, 1
+    const std::string in_loader = error_of([&] { loader.next(); });  // rows 2, 3
+    CHECK(in_loader.find("image folder: " + bad.string() + ": corrupt or truncated PNG") != std::string::npos);
+    CHECK(in_loader.find("found while decoding a batch") != std::string::npos);
+    CHECK(loader.position() == 1);
+    CHECK_THROWS_AS(loader.next(), dml::Error);
+    auto s = loader.state();
+    s.position = 2;
+    loader.set_state(s);
+    auto b = loader.next();
+    REQUIRE(b);
+    CHECK(b->indices == std::vector<std::int64_t>{4, 5});
+  }
+  // A JPEG cut short the same way.
+  fs::remove(bad);
+  std::vector<std::uint8_t> jpeg = dml::data::encode_jpeg(flat(16, 16, 1, 9));
+  jpeg.resize(jpeg.size() - 20);
+  const fs::path bad_jpeg = dir.path / "a" / "3.jpg";
+  write(bad_jpeg, jpeg);
+  const dml::data::ImageFolder g = dml::data::load_image_folder(dir.path, o);
+  CHECK(error_of([&] { dml::data::decode_all(g.splits.train); }).find("image folder: " + bad_jpeg.string() + ": ") !=
+        std::string::npos);
 }
 
 }  // namespace test_image_folder

@@ -6,8 +6,10 @@
 #include <dml/data/loader.hpp>
 
 #include "batch_record.hpp"
+#include "byte_source.hpp"
 #include <set>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 using dml::Shape;
@@ -283,4 +285,57 @@ TEST_CASE("bad loader options are errors") {
   o.augment = {.rotate_degrees = -1};
   CHECK_THROWS_AS(DataLoader(ds, o), dml::Error);
   CHECK_THROWS_AS(DataLoader(dml::data::subset(ds, std::vector<std::int64_t>{}), opts(2, 0, true)), dml::Error);
+}
+
+TEST_CASE("a Dataset decoded on demand gives the batches of the same bytes held in memory, decoded on the prefetch thread") {
+  const auto [held, lazy, source] = dml::testing::held_and_on_demand(dml::testing::varied_set(23, 3, 4));
+  for (int aug = 0; aug < 3; ++aug) {
+    CAPTURE(aug);
+    auto o = opts(5, 7, false);
+    if (aug == 1) o.augment = {.pad = 1, .rotate_degrees = 15, .hflip = true};
+    if (aug == 2) {
+      o.augment = {.hflip = true};
+      o.balanced = dml::data::ClassBalanced{.classes_per_batch = 2, .samples_per_class = 3};
+      o.batch_size = 6;
+    }
+    const auto want = dml::testing::runs_by_launch(held, o);
+    const auto got = dml::testing::runs_by_launch(lazy, o);
+    REQUIRE(!want[0].empty());
+    for (int v = 0; v < 3; ++v) CHECK(got[v] == want[0]);
+  }
+  // With prefetch (one thread), every image is decoded on the loader's thread, none on the caller's.
+  auto src = std::make_shared<dml::testing::ByteSource>(dml::testing::varied_set(10));
+  const Dataset ds = Dataset::from_source(src, dml::testing::all_rows(10), dml::testing::varied_set(10).labels,
+                                          {.normalization = dml::data::Normalization{0.5, 0.25}});
+  DataLoader loader(ds, opts(4, 1, true));
+  CHECK(one_epoch(loader).size() == 3);
+  const auto readers = src->readers();
+  CHECK(readers.size() == 1);
+  CHECK(readers.count(std::this_thread::get_id()) == 0);
+  CHECK(src->reads() >= 10);
+}
+
+TEST_CASE("an image that fails to decode reaches next()'s caller as the dml::Error naming it, without a hang") {
+  const dml::data::ImageSet set = dml::testing::varied_set(10);
+  for (int variant = 0; variant < 4; ++variant) {
+    CAPTURE(variant);
+    auto o = opts(3, 0, variant > 0);
+    o.shuffle = false;
+    o.threads = variant >= 2 ? 2 : 1;
+    if (variant == 3) o.augment = {.pad = 1};
+    // Image 7 is in batch 2 (rows 6, 7, 8).
+    auto [held, lazy, source] = dml::testing::held_and_on_demand(set, {}, 7);
+    DataLoader loader(lazy, o);
+    CHECK(loader.next());
+    CHECK(loader.next());
+    CHECK_THROWS_WITH_AS(loader.next(), doctest::Contains("source/7.png: corrupt or truncated PNG"), dml::Error);
+    CHECK(loader.position() == 2);
+    CHECK_THROWS_AS(loader.next(), dml::Error);  // again, not a hang
+    auto s = loader.state();
+    s.position = 3;
+    loader.set_state(s);
+    auto b = loader.next();
+    REQUIRE(b);
+    CHECK(b->indices == std::vector<std::int64_t>{9});
+  }
 }

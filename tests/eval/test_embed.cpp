@@ -19,6 +19,8 @@
 #include <dml/nn/resnet.hpp>
 #include <dml/viz/tsne.hpp>
 
+#include "../data/byte_source.hpp"
+
 using namespace dml;
 
 namespace {
@@ -75,6 +77,20 @@ TEST_CASE("embed returns every row in dataset order and matches one eval-mode fo
   // In eval mode the batch split does not matter (BatchNorm running stats, no dropout).
   check_close(emb.to_vector(), whole.to_vector(), 1e-5);
   check_close(eval::embed(body, ds).to_vector(), whole.to_vector(), 1e-5);  // default batch 256: one batch
+}
+
+TEST_CASE("embed decodes a Dataset decoded on demand batch by batch: the embeddings of the same images held") {
+  nn::ResNet18<float> body(tiny_resnet());
+  data::ImageSet set{10, 8, 8, {}, {}};
+  for (int i = 0; i < 10 * 64; ++i) set.pixels.push_back(static_cast<std::uint8_t>((i * 37) % 251));
+  for (int i = 0; i < 10; ++i) set.labels.push_back(i % 3);
+  const auto [held, lazy, source] = testing::held_and_on_demand(set);
+  REQUIRE(lazy.on_demand());
+  const std::int64_t reads = source->reads();
+  const Tensor<float> a = eval::embed(body, held, {.batch_size = 4});
+  const Tensor<float> b = eval::embed(body, lazy, {.batch_size = 4});
+  CHECK(a.to_vector() == b.to_vector());
+  CHECK(source->reads() - reads == 10);
 }
 
 TEST_CASE("embed gives every module back its own mode, also when it throws") {

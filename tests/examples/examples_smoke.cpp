@@ -403,6 +403,15 @@ TEST_CASE("dml: train, resume, embed, evaluate and anomaly from the command line
   INFO("dml train on a folder:\n" << flog);
   REQUIRE(frc == 0);
   CHECK(flog.find("image folder (train/valid)") != std::string::npos);
+  // --decode batch decodes in the loader's prefetch thread: the same batches, so the same model.
+  const fs::path brun = tmp / "brun";
+  auto [brc, blog] = run(DML_CLI_EXE, "train --data " + q(known) + " --epochs 1 --decode batch --out " + q(brun) + small,
+                         tmp / "btrain.txt");
+  INFO("dml train --decode batch:\n" << blog);
+  REQUIRE(brc == 0);
+  CHECK(blog.find("decoded per batch in the loader") != std::string::npos);
+  CHECK(read_text(brun / "model.safetensors") == read_text(frun / "model.safetensors"));
+  expect_error("train --data " + q(known) + " --out x --decode lazy", "--decode must be load or batch, got 'lazy'");
   auto [arc, alog] = run(DML_CLI_EXE, "anomaly --model " + q(frun) + " --reference " + q(known) + " --data " + q(all) +
                                           " --fpr 0.1 --out " + q(tmp / "scores.csv"), tmp / "anomaly.txt");
   INFO("dml anomaly:\n" << alog);

@@ -1,6 +1,7 @@
-// dml/data/dataset.hpp: an in-memory image dataset (normalised floats [N, C, H, W]
-// plus int64 labels), built from IDX files, an ImageSet or raw vectors, and the
-// functions that cut it: filter_classes, subset, take, stratified_split.
+// dml/data/dataset.hpp: an image dataset (normalised floats [N, C, H, W] in
+// memory, or an ImageSource that decodes them when read, plus int64 labels),
+// built from IDX files, an ImageSet, raw vectors or a source, and the functions
+// that cut it: filter_classes, subset, take, stratified_split.
 //
 // Normalisation, per channel c: pixel = (byte / 255 - mean_c) / stddev_c. load_idx
 // computes mean and stddev from the training split by default and applies the same
@@ -11,7 +12,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <filesystem>
+#include <memory>
 #include <numeric>
 #include <optional>
 #include <span>
@@ -19,10 +22,15 @@
 #include <utility>
 #include <vector>
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
 #include "../config.hpp"
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
 #include "idx.hpp"
+#include "image_source.hpp"
 #include "normalization.hpp"
 
 namespace dml::data {
@@ -52,30 +60,46 @@ inline std::int64_t max_label_plus_one(const std::vector<std::int64_t>& labels) 
 }
 }  // namespace detail
 
-// An image dataset held in memory. Fields are public (data.test.labels reads
-// like the design card); validate() checks that they agree.
+// An image dataset: normalised floats held in memory, or (with `source` set)
+// images decoded when read. Fields are public (data.test.labels reads like the
+// design card); validate() checks that they agree.
 struct Dataset {
-  Tensor<float, Cpu> images;                   // [N, C, H, W], normalised
+  Tensor<float, Cpu> images;                   // [N, C, H, W], normalised; undefined when source is set
   std::vector<std::int64_t> labels;            // [N], each in 0..num_classes-1
   std::vector<std::int64_t> original_labels;   // [N], labels before filter_classes remapped them
   std::int64_t num_classes = 0;
   std::vector<std::string> class_names;        // empty, or num_classes names (index = label)
   std::vector<Normalization> channel_norms = {Normalization{}};  // what the images went through, one per channel
+  // Decoded on demand: image i is source->read(source_rows[i]), normalised with channel_norms.
+  std::shared_ptr<const ImageSource> source = nullptr;
+  std::vector<std::int64_t> source_rows;       // [N] when source is set, else empty
 
   std::int64_t size() const noexcept { return static_cast<std::int64_t>(labels.size()); }
   bool empty() const noexcept { return labels.empty(); }
+  // Whether images are decoded when read (source set) rather than held in `images`.
+  bool on_demand() const noexcept { return source != nullptr; }
   // [C, H, W].
-  Shape image_shape() const { return Shape{images.dim(1), images.dim(2), images.dim(3)}; }
-  std::int64_t channels() const { return images.dim(1); }
-  std::int64_t height() const { return images.dim(2); }
-  std::int64_t width() const { return images.dim(3); }
+  Shape image_shape() const {
+    if (source) return source->image_shape();
+    return Shape{images.dim(1), images.dim(2), images.dim(3)};
+  }
+  std::int64_t channels() const { return image_shape()[0]; }
+  std::int64_t height() const { return image_shape()[1]; }
+  std::int64_t width() const { return image_shape()[2]; }
   // C * H * W.
-  std::int64_t image_numel() const { return channels() * height() * width(); }
-  // The first float of image i (C*H*W floats follow). Throws when i is out of range.
+  std::int64_t image_numel() const { return image_shape().numel(); }
+  // The first float of image i (C*H*W floats follow). Throws when i is out of
+  // range, or when the images are decoded on demand (use read_image).
   const float* image(std::int64_t i) const {
     DML_CHECK(i >= 0 && i < size(), "Dataset::image: index ", i, " is out of range for ", size(), " images");
+    DML_CHECK(!source, "Dataset::image: the images are decoded on demand (an image folder loaded with "
+              "Decode::PerBatch) and have no address; use read_image(i, dst) or decode_all(dataset)");
     return images.data() + i * image_numel();
   }
+  // Writes image i's C*H*W normalised floats to dst: a copy of `images`, or
+  // source's bytes through channel_norms. Safe from several threads. Throws when
+  // i is out of range, and whatever the source throws (naming the file).
+  void read_image(std::int64_t i, float* dst) const;
   // The normalisation of channel c. Throws when c is out of range.
   Normalization normalization(std::int64_t c = 0) const {
     DML_CHECK(c >= 0 && c < static_cast<std::int64_t>(channel_norms.size()), "Dataset::normalization: channel ", c,
@@ -101,13 +125,27 @@ struct Dataset {
   // negative original label, class_names neither empty nor num_classes long, not
   // one normalisation per channel, or a non-finite mean / non-positive stddev.
   void validate() const {
-    DML_CHECK(images.defined(), "Dataset: images are undefined");
-    DML_CHECK(images.rank() == 4, "Dataset: images must be [N, C, H, W], got ", images.shape().str());
-    DML_CHECK(images.dim(0) == size(), "Dataset: ", images.dim(0), " images but ", size(), " labels");
+    if (source) {
+      DML_CHECK(!images.defined(), "Dataset: both images ", images.shape().str(),
+                " and a source are set (images are decoded on demand or held, not both)");
+      DML_CHECK(source_rows.size() == labels.size(), "Dataset: ", source_rows.size(), " source rows but ", size(),
+                " labels");
+      const Shape s = source->image_shape();
+      DML_CHECK(s.rank() == 3 && s[0] >= 1 && s[1] >= 1 && s[2] >= 1, "Dataset: the source's image shape ", s.str(),
+                " is not a non-empty [C, H, W]");
+      for (std::size_t i = 0; i < source_rows.size(); ++i)
+        DML_CHECK(source_rows[i] >= 0 && source_rows[i] < source->size(), "Dataset: source row ", source_rows[i],
+                  " of sample ", i, " is outside the source's 0..", source->size() - 1);
+    } else {
+      DML_CHECK(images.defined(), "Dataset: images are undefined");
+      DML_CHECK(images.rank() == 4, "Dataset: images must be [N, C, H, W], got ", images.shape().str());
+      DML_CHECK(images.dim(0) == size(), "Dataset: ", images.dim(0), " images but ", size(), " labels");
+      DML_CHECK(images.dim(1) >= 1 && images.dim(2) >= 1 && images.dim(3) >= 1,
+                "Dataset: empty image shape ", images.shape().str());
+      DML_CHECK(source_rows.empty(), "Dataset: ", source_rows.size(), " source rows but no source");
+    }
     DML_CHECK(original_labels.size() == labels.size(), "Dataset: ", original_labels.size(),
               " original labels but ", labels.size(), " labels");
-    DML_CHECK(images.dim(1) >= 1 && images.dim(2) >= 1 && images.dim(3) >= 1,
-              "Dataset: empty image shape ", images.shape().str());
     DML_CHECK(num_classes >= 0, "Dataset: negative num_classes ", num_classes);
     for (std::size_t i = 0; i < labels.size(); ++i) {
       DML_CHECK(labels[i] >= 0 && labels[i] < num_classes, "Dataset: label ", labels[i], " of sample ", i,
@@ -117,8 +155,8 @@ struct Dataset {
     }
     DML_CHECK(class_names.empty() || static_cast<std::int64_t>(class_names.size()) == num_classes,
               "Dataset: ", class_names.size(), " class names for ", num_classes, " classes");
-    DML_CHECK(static_cast<std::int64_t>(channel_norms.size()) == images.dim(1), "Dataset: ", channel_norms.size(),
-              " normalisation(s) for ", images.dim(1), " channel(s)");
+    DML_CHECK(static_cast<std::int64_t>(channel_norms.size()) == channels(), "Dataset: ", channel_norms.size(),
+              " normalisation(s) for ", channels(), " channel(s)");
     for (std::size_t c = 0; c < channel_norms.size(); ++c)
       DML_CHECK(std::isfinite(channel_norms[c].mean) && std::isfinite(channel_norms[c].stddev) &&
                     channel_norms[c].stddev > 0,
@@ -156,6 +194,15 @@ struct Dataset {
   // malformed set, a label outside 0..num_classes-1, a normalisation count that is
   // not the channel count, or a constant channel with no normalization given.
   static Dataset from_images(const ImageSet& set, const DatasetOptions& opts = {});
+
+  // Images decoded on demand: sample i is source->read(rows[i]) with label
+  // labels[i]. Normalised with opts.channel_normalization or opts.normalization,
+  // or, when both are unset, each channel's statistics over the rows, computed
+  // now by reading every one of them. Throws dml::Error for a null source, rows
+  // and labels of different lengths, a row outside the source, a bad
+  // normalisation (as from_images), and whatever reading a row throws.
+  static Dataset from_source(std::shared_ptr<const ImageSource> source, std::vector<std::int64_t> rows,
+                             std::vector<std::int64_t> labels, const DatasetOptions& opts = {});
 };
 
 // Train and test Datasets. load_idx normalises both with the training statistics.
@@ -182,16 +229,24 @@ inline Dataset gather(const Dataset& ds, std::span<const std::int64_t> indices, 
   const std::int64_t n = static_cast<std::int64_t>(indices.size());
   const std::int64_t per = ds.image_numel();
   Dataset out;
-  out.images = Tensor<float, Cpu>::empty(Shape{n, ds.channels(), ds.height(), ds.width()});
   out.labels.resize(indices.size());
   out.original_labels.resize(indices.size());
-  const float* src = ds.images.data();
-  float* dst = out.images.data();
+  const float* src = nullptr;
+  float* dst = nullptr;
+  if (ds.source) {  // images decoded on demand: only the row numbers move
+    out.source = ds.source;
+    out.source_rows.resize(indices.size());
+  } else {
+    out.images = Tensor<float, Cpu>::empty(Shape{n, ds.channels(), ds.height(), ds.width()});
+    src = ds.images.data();
+    dst = out.images.data();
+  }
   for (std::int64_t k = 0; k < n; ++k) {
     const std::int64_t i = indices[static_cast<std::size_t>(k)];
     DML_CHECK(i >= 0 && i < ds.size(), who, ": index ", i, " (position ", k, ") is out of range for ", ds.size(),
               " samples");
-    if (per > 0) std::memcpy(dst + k * per, src + i * per, static_cast<std::size_t>(per) * sizeof(float));
+    if (ds.source) out.source_rows[static_cast<std::size_t>(k)] = ds.source_rows[static_cast<std::size_t>(i)];
+    else if (per > 0) std::memcpy(dst + k * per, src + i * per, static_cast<std::size_t>(per) * sizeof(float));
     out.labels[static_cast<std::size_t>(k)] = ds.labels[static_cast<std::size_t>(i)];
     out.original_labels[static_cast<std::size_t>(k)] = ds.original_labels[static_cast<std::size_t>(i)];
   }
@@ -209,31 +264,34 @@ inline void shuffle(std::vector<std::int64_t>& v, Generator& gen) {
   }
 }
 
+// The float of byte b in channel c is lut[c * 256 + b]: (b / 255 - mean_c) / stddev_c.
+inline std::vector<float> normalisation_lut(std::span<const Normalization> norms) {
+  std::vector<float> lut(256 * norms.size());
+  for (std::size_t c = 0; c < norms.size(); ++c)
+    for (int b = 0; b < 256; ++b)
+      lut[c * 256 + static_cast<std::size_t>(b)] = static_cast<float>((b / 255.0 - norms[c].mean) / norms[c].stddev);
+  return lut;
+}
+
+// Image i of a Dataset with a source, normalised through `lut` (normalisation_lut of its channel_norms).
+inline void read_on_demand(const Dataset& ds, std::int64_t i, std::span<const float> lut, float* dst) {
+  const Shape s = ds.image_shape();
+  const auto plane = static_cast<std::size_t>(s[1] * s[2]);
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(s.numel()));
+  ds.source->read(ds.source_rows[static_cast<std::size_t>(i)], bytes.data());
+  for (std::size_t c = 0, k = 0; c < static_cast<std::size_t>(s[0]); ++c)
+    for (std::size_t p = 0; p < plane; ++p, ++k) dst[k] = lut[c * 256 + bytes[k]];
+}
+
 // Normalises bytes (count images of C x rows x cols) through one 256-entry table per channel.
 inline Tensor<float, Cpu> normalise_bytes(const ImageSet& set, std::span<const Normalization> norms) {
   const auto channels = static_cast<std::size_t>(set.channels);
-  std::vector<float> lut(256 * channels);
-  for (std::size_t c = 0; c < channels; ++c)
-    for (int b = 0; b < 256; ++b)
-      lut[c * 256 + static_cast<std::size_t>(b)] = static_cast<float>((b / 255.0 - norms[c].mean) / norms[c].stddev);
+  const std::vector<float> lut = normalisation_lut(norms);
   auto t = Tensor<float, Cpu>::empty(Shape{set.count, set.channels, set.rows, set.cols});
   float* dst = t.data();
   const auto plane = static_cast<std::size_t>(set.rows * set.cols);
   for (std::size_t i = 0; i < set.pixels.size(); ++i) dst[i] = lut[(i / plane) % channels * 256 + set.pixels[i]];
   return t;
-}
-
-// Mean and population stddev of byte / 255 from a 256-bin histogram.
-inline Normalization histogram_stats(const std::uint64_t (&hist)[256]) {
-  std::uint64_t n = 0, sum = 0, sum_sq = 0;
-  for (std::uint64_t b = 0; b < 256; ++b) {
-    n += hist[b];
-    sum += b * hist[b];
-    sum_sq += b * b * hist[b];
-  }
-  const double mean = static_cast<double>(sum) / static_cast<double>(n);  // in bytes
-  const double var = std::max(0.0, static_cast<double>(sum_sq) / static_cast<double>(n) - mean * mean);
-  return {mean / 255.0, std::sqrt(var) / 255.0};
 }
 
 }  // namespace detail
@@ -266,28 +324,44 @@ inline std::vector<Normalization> channel_stats(const ImageSet& set) {
   return out;
 }
 
-inline Dataset Dataset::from_images(const ImageSet& set, const DatasetOptions& opts) {
-  detail::check_image_set(set, "Dataset::from_images");
-  const auto channels = static_cast<std::size_t>(set.channels);
+namespace detail {
+
+// The normalisation `opts` asks for on images of `channels` channels: its
+// channel_normalization, its normalization, or computed() (each channel's
+// statistics) when it sets neither. `empty` says there is nothing to compute
+// them from. Throws naming `who` for a wrong count, a constant channel or a
+// non-finite / non-positive value.
+template <class Computed>
+std::vector<Normalization> chosen_norms(const DatasetOptions& opts, std::size_t channels, bool empty,
+                                        Computed&& computed, const char* who, const char* what) {
   std::vector<Normalization> norms;
   if (!opts.channel_normalization.empty()) {
-    DML_CHECK(opts.channel_normalization.size() == channels, "Dataset::from_images: ",
-              opts.channel_normalization.size(), " channel normalisation(s) for images of ", channels, " channel(s)");
+    DML_CHECK(opts.channel_normalization.size() == channels, who, ": ", opts.channel_normalization.size(),
+              " channel normalisation(s) for images of ", channels, " channel(s)");
     norms = opts.channel_normalization;
   } else if (opts.normalization) {
     norms.assign(channels, *opts.normalization);
   } else {
-    DML_CHECK(set.count > 0, "Dataset::from_images: cannot compute the normalisation of an empty ImageSet; "
-              "pass DatasetOptions::normalization");
-    norms = channel_stats(set);
+    DML_CHECK(!empty, who, ": cannot compute the normalisation of an empty ", what,
+              "; pass DatasetOptions::normalization");
+    norms = computed();
     for (std::size_t c = 0; c < channels; ++c)
-      DML_CHECK(norms[c].stddev > 0, "Dataset::from_images: every pixel of channel ", c,
+      DML_CHECK(norms[c].stddev > 0, who, ": every pixel of channel ", c,
                 " has the same value, so the standard deviation is 0; pass DatasetOptions::normalization");
   }
   for (std::size_t c = 0; c < channels; ++c)
-    DML_CHECK(std::isfinite(norms[c].mean) && std::isfinite(norms[c].stddev) && norms[c].stddev > 0,
-              "Dataset::from_images: bad normalization of channel ", c, ": mean ", norms[c].mean, ", stddev ",
-              norms[c].stddev);
+    DML_CHECK(std::isfinite(norms[c].mean) && std::isfinite(norms[c].stddev) && norms[c].stddev > 0, who,
+              ": bad normalization of channel ", c, ": mean ", norms[c].mean, ", stddev ", norms[c].stddev);
+  return norms;
+}
+
+}  // namespace detail
+
+inline Dataset Dataset::from_images(const ImageSet& set, const DatasetOptions& opts) {
+  detail::check_image_set(set, "Dataset::from_images");
+  const auto channels = static_cast<std::size_t>(set.channels);
+  std::vector<Normalization> norms = detail::chosen_norms(
+      opts, channels, set.count == 0, [&] { return channel_stats(set); }, "Dataset::from_images", "ImageSet");
   Dataset ds;
   ds.images = detail::normalise_bytes(set, norms);
   ds.labels = set.labels;
@@ -297,6 +371,95 @@ inline Dataset Dataset::from_images(const ImageSet& set, const DatasetOptions& o
   ds.channel_norms = std::move(norms);
   ds.validate();
   return ds;
+}
+
+inline Dataset Dataset::from_source(std::shared_ptr<const ImageSource> source, std::vector<std::int64_t> rows,
+                                    std::vector<std::int64_t> labels, const DatasetOptions& opts) {
+  DML_CHECK(source != nullptr, "Dataset::from_source: the source is null");
+  DML_CHECK(rows.size() == labels.size(), "Dataset::from_source: ", rows.size(), " rows but ", labels.size(),
+            " labels");
+  const Shape shape = source->image_shape();
+  DML_CHECK(shape.rank() == 3 && shape[0] >= 1 && shape[1] >= 1 && shape[2] >= 1,
+            "Dataset::from_source: the source's image shape ", shape.str(), " is not a non-empty [C, H, W]");
+  for (std::size_t k = 0; k < rows.size(); ++k)
+    DML_CHECK(rows[k] >= 0 && rows[k] < source->size(), "Dataset::from_source: row ", rows[k], " (position ", k,
+              ") is outside the source's 0..", source->size() - 1);
+  auto computed = [&] {
+    std::vector<std::string> errors;
+    std::vector<std::exception_ptr> thrown(rows.size());
+    const auto bins = detail::channel_histograms(
+        static_cast<std::int64_t>(rows.size()), shape, 0,
+        [&](std::int64_t k, std::uint8_t* dst) -> std::string {
+          try {
+            source->read(rows[static_cast<std::size_t>(k)], dst);
+          } catch (...) {
+            thrown[static_cast<std::size_t>(k)] = std::current_exception();
+            return "failed";
+          }
+          return {};
+        },
+        errors);
+    for (const std::exception_ptr& e : thrown)
+      if (e) std::rethrow_exception(e);  // the first failing row's own error
+    return detail::stats_of_histograms(bins);
+  };
+  Dataset ds;
+  ds.channel_norms = detail::chosen_norms(opts, static_cast<std::size_t>(shape[0]), rows.empty(), computed,
+                                          "Dataset::from_source", "set of rows");
+  ds.num_classes = opts.num_classes >= 0 ? opts.num_classes : detail::max_label_plus_one(labels);
+  ds.class_names = opts.class_names;
+  ds.original_labels = labels;
+  ds.labels = std::move(labels);
+  ds.source = std::move(source);
+  ds.source_rows = std::move(rows);
+  ds.validate();
+  return ds;
+}
+
+inline void Dataset::read_image(std::int64_t i, float* dst) const {
+  DML_CHECK(i >= 0 && i < size(), "Dataset::read_image: index ", i, " is out of range for ", size(), " images");
+  if (!source) {
+    const std::int64_t per = image_numel();
+    std::memcpy(dst, images.data() + i * per, static_cast<std::size_t>(per) * sizeof(float));
+    return;
+  }
+  detail::read_on_demand(*this, i, detail::normalisation_lut(channel_norms), dst);
+}
+
+// A Dataset that holds its images: one decoded on demand is read in full (on
+// `threads` OpenMP threads, 0: OpenMP's default) into `images`; any other is
+// returned as it is (sharing its tensor). Throws whatever reading an image
+// throws (the lowest failing row's error).
+inline Dataset decode_all(const Dataset& ds, int threads = 0) {
+  ds.validate();
+  if (!ds.source) return ds;
+  Dataset out = ds;
+  out.source = nullptr;
+  out.source_rows.clear();
+  const std::int64_t n = ds.size(), per = ds.image_numel();
+  out.images = Tensor<float, Cpu>::empty(Shape{n, ds.channels(), ds.height(), ds.width()});
+  const std::vector<float> lut = detail::normalisation_lut(ds.channel_norms);
+  std::vector<std::exception_ptr> thrown(static_cast<std::size_t>(n));
+  float* dst = out.images.data();
+  auto one = [&](std::int64_t i) {
+    try {
+      detail::read_on_demand(ds, i, lut, dst + i * per);
+    } catch (...) {
+      thrown[static_cast<std::size_t>(i)] = std::current_exception();
+    }
+  };
+#if defined(_OPENMP)
+  const int team = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for num_threads(team) schedule(dynamic, 64)
+  for (std::int64_t i = 0; i < n; ++i) one(i);
+#else
+  (void)threads;
+  for (std::int64_t i = 0; i < n; ++i) one(i);
+#endif
+  for (const std::exception_ptr& e : thrown)
+    if (e) std::rethrow_exception(e);
+  out.validate();
+  return out;
 }
 
 // Normalises both splits with the training statistics (or opts.normalization);

@@ -204,6 +204,88 @@ inline DecodedImage decode_image(std::span<const std::uint8_t> bytes, const std:
   throw Error(::dml::detail::concat(name, ": unsupported image format (neither PNG nor JPEG by its first bytes)"));
 }
 
+// What a file's header says, without decoding its pixels.
+struct ImageHeader {
+  ImageFormat format = ImageFormat::Unknown;
+  std::int64_t width = 0, height = 0, channels = 0;  // channels as decode_image gives them: 1 or 3
+  int bit_depth = 8;                                 // of the file's samples (16 for a 16-bit PNG)
+  bool had_alpha = false;                            // decode_image composites it onto black
+};
+
+namespace detail {
+
+// jpeg_decode_c's header part: 0 and the fields, or non-zero and `message`.
+inline int jpeg_header_c(const std::uint8_t* data, std::size_t size, int* width, int* height, int* components,
+                         int* color_space, char* message) {
+  jpeg_decompress_struct cinfo;
+  JpegErrorManager err;
+  std::memset(&cinfo, 0, sizeof cinfo);
+  cinfo.err = jpeg_std_error(&err.base);
+  err.base.error_exit = jpeg_error_exit;
+  err.base.emit_message = jpeg_quiet;
+  err.message[0] = '\0';
+  err.premature_end = 0;
+  if (setjmp(err.jump)) {
+    std::strncpy(message, err.message, JMSG_LENGTH_MAX);
+    jpeg_destroy_decompress(&cinfo);
+    return 1;
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_mem_src(&cinfo, data, static_cast<unsigned long>(size));
+  jpeg_read_header(&cinfo, TRUE);
+  *width = static_cast<int>(cinfo.image_width);
+  *height = static_cast<int>(cinfo.image_height);
+  *components = cinfo.num_components;
+  *color_space = cinfo.jpeg_color_space;
+  jpeg_destroy_decompress(&cinfo);
+  return 0;
+}
+
+}  // namespace detail
+
+// Reads the header of PNG or JPEG bytes: the size and channels decode_image
+// would give, without decoding the pixels. Throws dml::Error naming `name` when
+// the bytes are neither format, the header is unreadable, the JPEG is CMYK /
+// YCCK, or the image is empty or too large (as decode_image does); a file whose
+// header is fine may still fail to decode.
+inline ImageHeader read_image_header(std::span<const std::uint8_t> bytes, const std::string& name) {
+  ImageHeader h;
+  h.format = sniff_image_format(bytes);
+  if (h.format == ImageFormat::Png) {
+    png_image img;
+    std::memset(&img, 0, sizeof img);
+    img.version = PNG_IMAGE_VERSION;
+    if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size())) {
+      const std::string why = img.message;
+      png_image_free(&img);
+      throw Error(::dml::detail::concat(name, ": not a readable PNG (corrupt or truncated): ", why));
+    }
+    h.channels = (img.format & PNG_FORMAT_FLAG_COLOR) != 0 ? 3 : 1;
+    h.had_alpha = (img.format & PNG_FORMAT_FLAG_ALPHA) != 0;
+    h.width = img.width;
+    h.height = img.height;
+    png_image_free(&img);
+    if (bytes.size() > 24) h.bit_depth = bytes[24];  // as decode_png reads it
+    DML_CHECK(h.width > 0 && h.height > 0 && h.width * h.height <= (std::int64_t{1} << 28), name, ": PNG of ",
+              h.width, " x ", h.height, " pixels is empty or too large");
+    return h;
+  }
+  if (h.format == ImageFormat::Jpeg) {
+    int w = 0, ht = 0, comp = 0, cs = 0;
+    char message[JMSG_LENGTH_MAX] = {};
+    const int rc = detail::jpeg_header_c(bytes.data(), bytes.size(), &w, &ht, &comp, &cs, message);
+    DML_CHECK(rc == 0, name, ": corrupt or truncated JPEG: ", message);
+    DML_CHECK(cs != JCS_CMYK && cs != JCS_YCCK, name, ": CMYK/YCCK JPEG images are not supported (convert to RGB)");
+    DML_CHECK(w > 0 && ht > 0 && static_cast<double>(w) * ht <= double(1 << 28), name, ": JPEG of ", w, " x ", ht,
+              " pixels is empty or too large");
+    h.width = w;
+    h.height = ht;
+    h.channels = comp == 1 ? 1 : 3;
+    return h;
+  }
+  throw Error(::dml::detail::concat(name, ": unsupported image format (neither PNG nor JPEG by its first bytes)"));
+}
+
 // Reads and decodes a file. Throws naming the path.
 inline DecodedImage read_image(const std::filesystem::path& path) {
   const std::vector<std::byte> raw = io::read_file(path);

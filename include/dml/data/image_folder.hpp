@@ -8,8 +8,12 @@
 // Classes are the sub-folder names in byte order (std::string's <), label = index.
 // Files are read in name order. Names starting with '.' are ignored (and counted).
 //
-// Every file is decoded once, at load, on `threads` OpenMP threads, into an
-// in-memory Dataset; the DataLoader then batches and augments it like IDX data.
+// decode = Decode::AtLoad (the default): every file is decoded once, at load, on
+// `threads` OpenMP threads, into an in-memory Dataset; the DataLoader then batches
+// and augments it like IDX data. Decode::PerBatch: the load reads every file and
+// checks its header (decoding the training files once, without keeping their
+// pixels, when the normalisation is computed), keeps the encoded bytes, and the
+// DataLoader decodes each batch on its prefetch thread (Dataset::source).
 #pragma once
 
 #include <algorithm>
@@ -17,6 +21,7 @@
 #include <cstdint>
 #include <exception>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -35,6 +40,14 @@
 
 namespace dml::data {
 
+// When load_image_folder decodes the pixels (see the top of this file).
+enum class Decode {
+  AtLoad,    // every file, at load, into float tensors: fast epochs, 4 bytes per pixel held
+  PerBatch,  // each batch as the DataLoader assembles it: the encoded files held, decoded every epoch
+};
+
+inline const char* decode_name(Decode d) { return d == Decode::AtLoad ? "at load" : "per batch"; }
+
 struct ImageFolderOptions {
   // Resize every image to height x width (0 x 0: keep the files' size, which must then be one size).
   std::int64_t height = 0, width = 0;
@@ -50,7 +63,8 @@ struct ImageFolderOptions {
   DatasetOptions dataset = {};
   // Skip files that cannot be used (and report them in ImageFolder::skipped) instead of throwing.
   bool skip_bad = false;
-  int threads = 0;  // decoding threads; 0: OpenMP's default
+  int threads = 0;  // threads that decode (or check) the files at load; 0: OpenMP's default
+  Decode decode = Decode::AtLoad;
 };
 
 // Files left out under skip_bad: how many, and the first few as "path: reason".
@@ -69,6 +83,7 @@ struct ImageFolder {
   std::int64_t hidden_ignored = 0;    // names starting with '.'
   std::int64_t converted_16bit = 0;   // 16-bit PNGs scaled to 8 bits
   std::int64_t alpha_composited = 0;  // images whose alpha channel was composited onto black
+  std::int64_t encoded_bytes = 0;     // Decode::PerBatch: the files' bytes held for decoding (0 at load)
 };
 
 namespace detail {
@@ -105,6 +120,91 @@ inline std::vector<std::filesystem::path> sorted_subdirs(const std::filesystem::
   return out;
 }
 
+// The message of an error about `path` without its leading "path: " (the caller names the file).
+inline std::string reason_of(std::string message, const std::string& path) {
+  const std::string prefix = path + ": ";
+  if (message.rfind(prefix, 0) == 0) message.erase(0, prefix.size());
+  return message;
+}
+
+// Why the bytes of `path` are not an image of the format its extension names ("" when they are).
+inline std::string format_problem(std::span<const std::uint8_t> bytes, const std::filesystem::path& path) {
+  const ImageFormat content = sniff_image_format(bytes);
+  const ImageFormat claimed = format_of_extension(path);
+  if (content == ImageFormat::Unknown)
+    return bytes.empty() ? "empty file" : "unsupported image format (neither PNG nor JPEG by its first bytes)";
+  if (claimed != content)
+    return claimed == ImageFormat::Unknown
+               ? ::dml::detail::concat("its content is ", image_format_name(content), " but its extension '",
+                                       path.extension().string(), "' is not .png, .jpg or .jpeg")
+               : ::dml::detail::concat("its extension says ", image_format_name(claimed), " but its content is ",
+                                       image_format_name(content));
+  return {};
+}
+
+inline std::string crop_problem(std::int64_t height, std::int64_t width, const ImageFolderOptions& o) {
+  if (o.crop_height > height || o.crop_width > width)
+    return ::dml::detail::concat("centre crop ", o.crop_height, " x ", o.crop_width, " is larger than the image (",
+                                 height, " x ", width, ")");
+  return {};
+}
+
+// Converts, resizes and crops img as o says; "" or why it cannot.
+inline std::string fit_folder_image(DecodedImage& img, const ImageFolderOptions& o) {
+  if (o.channels != 0) img = convert_channels(img, o.channels);
+  if (o.height > 0) img = resize_image(img, o.height, o.width, o.filter);
+  if (o.crop_height > 0) {
+    std::string why = crop_problem(img.height, img.width, o);
+    if (!why.empty()) return why;
+    img = center_crop(img, o.crop_height, o.crop_width);
+  }
+  return {};
+}
+
+// The [C, H, W] fit_folder_image makes of an image with header h, or why it cannot.
+inline std::string fitted_shape(const ImageHeader& h, const ImageFolderOptions& o, std::array<std::int64_t, 3>& shape) {
+  shape = {o.channels != 0 ? o.channels : h.channels, o.height > 0 ? o.height : h.height, o.height > 0 ? o.width : h.width};
+  if (o.crop_height > 0) {
+    std::string why = crop_problem(shape[1], shape[2], o);
+    if (!why.empty()) return why;
+    shape[1] = o.crop_height;
+    shape[2] = o.crop_width;
+  }
+  return {};
+}
+
+// Why an image of `got` [C, H, W] does not belong with the first usable one
+// (`shape`, from first_file; empty when not known), or "".
+inline std::string shape_problem(const std::array<std::int64_t, 3>& got, const std::array<std::int64_t, 3>& shape,
+                                 const std::filesystem::path& first_file) {
+  if (got[0] != shape[0])
+    return ::dml::detail::concat("has ", got[0], " channel(s) but ",
+                                 first_file.empty() ? "the others have " : first_file.string() + " has ", shape[0],
+                                 " (set ImageFolderOptions::channels to 1 or 3 to convert)");
+  if (got[1] != shape[1] || got[2] != shape[2])
+    return ::dml::detail::concat("is ", got[1], " x ", got[2], " but ",
+                                 first_file.empty() ? "the others are " : first_file.string() + " is ", shape[1], " x ",
+                                 shape[2], " (set ImageFolderOptions::height and width to resize)");
+  return {};
+}
+
+// Interleaved H x W x C to planar C x H x W.
+inline void to_planar(const DecodedImage& img, std::uint8_t* dst) {
+  const std::int64_t C = img.channels, plane = img.height * img.width;
+  for (std::int64_t p = 0; p < plane; ++p)
+    for (std::int64_t c = 0; c < C; ++c)
+      dst[c * plane + p] = img.pixels[static_cast<std::size_t>(p * C + c)];
+}
+
+// Records a file that skip_bad leaves out, or throws when skip_bad is off.
+inline void skip_or_throw(const std::filesystem::path& f, const std::string& why, const ImageFolderOptions& o,
+                          ImageFolder& report, const char* when = "") {
+  DML_CHECK(o.skip_bad, "image folder: ", f.string(), ": ", why, when,
+            " (ImageFolderOptions::skip_bad skips such files and reports them)");
+  ++report.skipped.count;
+  if (report.skipped.first.size() < SkippedFiles::kMaxListed) report.skipped.first.push_back(f.string() + ": " + why);
+}
+
 // One decoded, converted and resized file, or why it could not be.
 struct FolderImage {
   DecodedImage image;
@@ -116,36 +216,13 @@ inline FolderImage decode_folder_file(const std::filesystem::path& path, const I
   try {
     const std::vector<std::byte> raw = io::read_file(path);
     const std::span<const std::uint8_t> bytes(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
-    const ImageFormat content = sniff_image_format(bytes);
-    const ImageFormat claimed = format_of_extension(path);
-    if (content == ImageFormat::Unknown) {
-      r.error = raw.empty() ? "empty file" : "unsupported image format (neither PNG nor JPEG by its first bytes)";
-      return r;
-    }
-    if (claimed != content) {
-      r.error = claimed == ImageFormat::Unknown
-                    ? ::dml::detail::concat("its content is ", image_format_name(content), " but its extension '",
-                                            path.extension().string(), "' is not .png, .jpg or .jpeg")
-                    : ::dml::detail::concat("its extension says ", image_format_name(claimed), " but its content is ",
-                                            image_format_name(content));
-      return r;
-    }
+    r.error = format_problem(bytes, path);
+    if (!r.error.empty()) return r;
     DecodedImage img = decode_image(bytes, path.string());
-    if (o.channels != 0) img = convert_channels(img, o.channels);
-    if (o.height > 0) img = resize_image(img, o.height, o.width, o.filter);
-    if (o.crop_height > 0) {
-      if (o.crop_height > img.height || o.crop_width > img.width) {
-        r.error = ::dml::detail::concat("centre crop ", o.crop_height, " x ", o.crop_width,
-                                        " is larger than the image (", img.height, " x ", img.width, ")");
-        return r;
-      }
-      img = center_crop(img, o.crop_height, o.crop_width);
-    }
-    r.image = std::move(img);
+    r.error = fit_folder_image(img, o);
+    if (r.error.empty()) r.image = std::move(img);
   } catch (const Error& e) {
-    r.error = e.message();
-    const std::string prefix = path.string() + ": ";
-    if (r.error.rfind(prefix, 0) == 0) r.error.erase(0, prefix.size());  // the caller names the file
+    r.error = reason_of(e.message(), path.string());
   } catch (const std::exception& e) {
     r.error = e.what();
   }
@@ -158,7 +235,7 @@ inline FolderImage decode_folder_file(const std::filesystem::path& path, const I
 // {0, 0, 0} takes it from the first usable image.
 inline ImageSet decode_folder_files(std::vector<std::filesystem::path>& files, std::vector<std::int64_t>& labels,
                                     const ImageFolderOptions& o, ImageFolder& report,
-                                    std::array<std::int64_t, 3>& shape) {
+                                    std::array<std::int64_t, 3>& shape, std::filesystem::path& first_file) {
   const auto n = static_cast<std::int64_t>(files.size());
   std::vector<FolderImage> decoded(files.size());
 #if defined(_OPENMP)
@@ -171,42 +248,26 @@ inline ImageSet decode_folder_files(std::vector<std::filesystem::path>& files, s
   ImageSet set;
   std::vector<std::filesystem::path> kept_files;
   std::vector<std::int64_t> kept_labels;
-  std::filesystem::path first_file;
   for (std::int64_t i = 0; i < n; ++i) {
     FolderImage& d = decoded[static_cast<std::size_t>(i)];
     const std::filesystem::path& f = files[static_cast<std::size_t>(i)];
     if (d.error.empty()) {
-      const DecodedImage& img = d.image;
+      const std::array<std::int64_t, 3> got = {d.image.channels, d.image.height, d.image.width};
       if (shape[0] == 0) {
-        shape = {img.channels, img.height, img.width};
+        shape = got;
         first_file = f;
       }
-      if (img.channels != shape[0])
-        d.error = ::dml::detail::concat("has ", img.channels, " channel(s) but ",
-                                        first_file.empty() ? "the others have " : first_file.string() + " has ",
-                                        shape[0], " (set ImageFolderOptions::channels to 1 or 3 to convert)");
-      else if (img.height != shape[1] || img.width != shape[2])
-        d.error = ::dml::detail::concat("is ", img.height, " x ", img.width, " but ",
-                                        first_file.empty() ? "the others are " : first_file.string() + " is ",
-                                        shape[1], " x ", shape[2],
-                                        " (set ImageFolderOptions::height and width to resize)");
+      d.error = shape_problem(got, shape, first_file);
     }
     if (!d.error.empty()) {
-      DML_CHECK(o.skip_bad, "image folder: ", f.string(), ": ", d.error,
-                " (ImageFolderOptions::skip_bad skips such files and reports them)");
-      ++report.skipped.count;
-      if (report.skipped.first.size() < SkippedFiles::kMaxListed) report.skipped.first.push_back(f.string() + ": " + d.error);
+      skip_or_throw(f, d.error, o, report);
       continue;
     }
     if (d.image.bit_depth == 16) ++report.converted_16bit;
     if (d.image.had_alpha) ++report.alpha_composited;
-    // Interleaved H x W x C to planar C x H x W.
-    const std::int64_t C = shape[0], plane = shape[1] * shape[2];
     const std::size_t base = set.pixels.size();
-    set.pixels.resize(base + static_cast<std::size_t>(C * plane));
-    for (std::int64_t p = 0; p < plane; ++p)
-      for (std::int64_t c = 0; c < C; ++c)
-        set.pixels[base + static_cast<std::size_t>(c * plane + p)] = d.image.pixels[static_cast<std::size_t>(p * C + c)];
+    set.pixels.resize(base + static_cast<std::size_t>(shape[0] * shape[1] * shape[2]));
+    to_planar(d.image, set.pixels.data() + base);
     d.image = {};  // free as we go: peak memory is one copy of the bytes plus the floats
     kept_files.push_back(f);
     kept_labels.push_back(labels[static_cast<std::size_t>(i)]);
@@ -219,6 +280,146 @@ inline ImageSet decode_folder_files(std::vector<std::filesystem::path>& files, s
   files = std::move(kept_files);
   labels = std::move(kept_labels);
   return set;
+}
+
+// ---- Decode::PerBatch -------------------------------------------------------------------------
+
+inline std::span<const std::uint8_t> as_bytes_span(const std::vector<std::byte>& v) {
+  return {reinterpret_cast<const std::uint8_t*>(v.data()), v.size()};
+}
+
+// The folder's files, encoded, decoded when read (Dataset::source).
+class EncodedFolder final : public ImageSource {
+ public:
+  EncodedFolder(const ImageFolderOptions& o, std::array<std::int64_t, 3> shape) : o_(o), shape_(shape) {}
+
+  // Adds a file's bytes (whose header said `shape`); returns its row.
+  std::int64_t add(const std::filesystem::path& file, std::vector<std::byte> bytes, bool sixteen_bit, bool alpha) {
+    entries_.push_back({file.string(), std::move(bytes), sixteen_bit, alpha});
+    return static_cast<std::int64_t>(entries_.size()) - 1;
+  }
+
+  Shape image_shape() const override { return Shape{shape_[0], shape_[1], shape_[2]}; }
+  std::int64_t size() const override { return static_cast<std::int64_t>(entries_.size()); }
+  const std::string& file(std::int64_t r) const { return entries_[static_cast<std::size_t>(r)].file; }
+  bool sixteen_bit(std::int64_t r) const { return entries_[static_cast<std::size_t>(r)].sixteen_bit; }
+  bool alpha(std::int64_t r) const { return entries_[static_cast<std::size_t>(r)].alpha; }
+  // Encoded bytes held, over all files.
+  std::size_t encoded_bytes() const {
+    std::size_t n = 0;
+    for (const Entry& e : entries_) n += e.bytes.size();
+    return n;
+  }
+
+  // Decodes row r into dst (planar bytes); "" or why it cannot (without the file's name).
+  std::string decode(std::int64_t r, std::uint8_t* dst) const {
+    const Entry& e = entries_[static_cast<std::size_t>(r)];
+    try {
+      DecodedImage img = decode_image(as_bytes_span(e.bytes), e.file);
+      std::string why = fit_folder_image(img, o_);
+      if (!why.empty()) return why;
+      if (img.channels != shape_[0] || img.height != shape_[1] || img.width != shape_[2])
+        return ::dml::detail::concat("decodes to ", img.channels, " x ", img.height, " x ", img.width,
+                                     " (channels x height x width) but its header promised ", shape_[0], " x ",
+                                     shape_[1], " x ", shape_[2]);
+      to_planar(img, dst);
+    } catch (const Error& err) {
+      return reason_of(err.message(), e.file);
+    } catch (const std::exception& err) {
+      return err.what();
+    }
+    return {};
+  }
+
+  // ImageSource: throws dml::Error naming the file.
+  void read(std::int64_t r, std::uint8_t* dst) const override {
+    DML_CHECK(r >= 0 && r < size(), "image folder: image ", r, " is out of range for ", size(), " files");
+    const std::string why = decode(r, dst);
+    DML_CHECK(why.empty(), "image folder: ", file(r), ": ", why,
+              " (found while decoding a batch: Decode::PerBatch checks only each file's header at load; "
+              "Decode::AtLoad decodes every file there)");
+  }
+
+ private:
+  struct Entry {
+    std::string file;  // a string, not a path: libstdc++'s path also keeps a list of its components
+    std::vector<std::byte> bytes;  // as io::read_file gave them: no second copy per file
+    bool sixteen_bit = false, alpha = false;
+  };
+  ImageFolderOptions o_;
+  std::array<std::int64_t, 3> shape_;
+  std::vector<Entry> entries_;
+};
+
+// One file read and its header checked.
+struct ProbedFile {
+  std::vector<std::byte> bytes;
+  ImageHeader header;
+  std::array<std::int64_t, 3> shape = {0, 0, 0};  // after o's conversions
+  std::string error;
+};
+
+inline ProbedFile probe_folder_file(const std::filesystem::path& path, const ImageFolderOptions& o) {
+  ProbedFile r;
+  try {
+    r.bytes = io::read_file(path);
+    r.error = format_problem(as_bytes_span(r.bytes), path);
+    if (r.error.empty()) {
+      r.header = read_image_header(as_bytes_span(r.bytes), path.string());
+      r.error = fitted_shape(r.header, o, r.shape);
+    }
+  } catch (const Error& e) {
+    r.error = reason_of(e.message(), path.string());
+  } catch (const std::exception& e) {
+    r.error = e.what();
+  }
+  if (!r.error.empty()) r.bytes = {};
+  return r;
+}
+
+// decode_folder_files for Decode::PerBatch: reads `files` and checks their
+// headers (on o.threads threads); each usable one goes into `source` (created
+// when null, with the first usable file's shape). Returns the source rows of the
+// kept files; files and labels keep only those.
+inline std::vector<std::int64_t> probe_folder_files(std::vector<std::filesystem::path>& files,
+                                                    std::vector<std::int64_t>& labels, const ImageFolderOptions& o,
+                                                    ImageFolder& report, std::shared_ptr<EncodedFolder>& source,
+                                                    std::array<std::int64_t, 3>& shape,
+                                                    std::filesystem::path& first_file) {
+  const auto n = static_cast<std::int64_t>(files.size());
+  std::vector<ProbedFile> probed(files.size());
+#if defined(_OPENMP)
+  const int team = o.threads > 0 ? o.threads : omp_get_max_threads();
+#pragma omp parallel for num_threads(team) schedule(dynamic, 16)
+#endif
+  for (std::int64_t i = 0; i < n; ++i)
+    probed[static_cast<std::size_t>(i)] = probe_folder_file(files[static_cast<std::size_t>(i)], o);
+
+  std::vector<std::int64_t> rows;
+  std::vector<std::filesystem::path> kept_files;
+  std::vector<std::int64_t> kept_labels;
+  for (std::int64_t i = 0; i < n; ++i) {
+    ProbedFile& p = probed[static_cast<std::size_t>(i)];
+    const std::filesystem::path& f = files[static_cast<std::size_t>(i)];
+    if (p.error.empty()) {
+      if (shape[0] == 0) {
+        shape = p.shape;
+        first_file = f;
+      }
+      p.error = shape_problem(p.shape, shape, first_file);
+    }
+    if (!p.error.empty()) {
+      skip_or_throw(f, p.error, o, report);
+      continue;
+    }
+    if (!source) source = std::make_shared<EncodedFolder>(o, shape);
+    rows.push_back(source->add(f, std::move(p.bytes), p.header.bit_depth == 16, p.header.had_alpha));
+    kept_files.push_back(f);
+    kept_labels.push_back(labels[static_cast<std::size_t>(i)]);
+  }
+  files = std::move(kept_files);
+  labels = std::move(kept_labels);
+  return rows;
 }
 
 // The non-hidden regular files of a class folder, by name; anything else is an error.
@@ -253,6 +454,9 @@ inline std::vector<std::filesystem::path> class_files(const std::filesystem::pat
 // truncated, not PNG/JPEG, whose extension disagrees with its content, or whose
 // channel count or size differs from the first image's (unless converted or
 // resized); under skip_bad the file problems are skipped and reported instead.
+// With Decode::PerBatch those checks read each file's header (the training files
+// are decoded once as well when the normalisation is computed); a file that is
+// corrupt past its header then throws, naming it, from the DataLoader's next().
 inline ImageFolder load_image_folder(const std::filesystem::path& root, const ImageFolderOptions& o = {}) {
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -321,19 +525,69 @@ inline ImageFolder load_image_folder(const std::filesystem::path& root, const Im
   }
 
   std::array<std::int64_t, 3> shape = {0, 0, 0};
-  IdxSplits raw;
-  raw.train = detail::decode_folder_files(train_files, train_labels, o, out, shape);
-  raw.test = detail::decode_folder_files(valid_files, valid_labels, o, out, shape);
-  DML_CHECK(raw.train.count > 0, "image folder '", root.string(), "': no usable training images",
-            out.skipped.count > 0 ? ::dml::detail::concat(" (", out.skipped.count, " skipped)") : std::string());
-  raw.test.channels = raw.train.channels;
-  raw.test.rows = raw.train.rows;
-  raw.test.cols = raw.train.cols;
-
+  fs::path first_file;
   DatasetOptions dopts = o.dataset;
   if (dopts.num_classes < 0) dopts.num_classes = static_cast<std::int64_t>(classes.size());
   if (dopts.class_names.empty()) dopts.class_names = classes;
-  out.splits = make_splits(raw, dopts);
+  auto no_training_images = [&] {
+    return ::dml::detail::concat("image folder '", root.string(), "': no usable training images",
+                                 out.skipped.count > 0 ? ::dml::detail::concat(" (", out.skipped.count, " skipped)")
+                                                       : std::string());
+  };
+
+  if (o.decode == Decode::AtLoad) {
+    IdxSplits raw;
+    raw.train = detail::decode_folder_files(train_files, train_labels, o, out, shape, first_file);
+    raw.test = detail::decode_folder_files(valid_files, valid_labels, o, out, shape, first_file);
+    DML_CHECK(raw.train.count > 0, no_training_images());
+    raw.test.channels = raw.train.channels;
+    raw.test.rows = raw.train.rows;
+    raw.test.cols = raw.train.cols;
+    out.splits = make_splits(raw, dopts);
+  } else {
+    std::shared_ptr<detail::EncodedFolder> source;
+    std::vector<std::int64_t> train_rows =
+        detail::probe_folder_files(train_files, train_labels, o, out, source, shape, first_file);
+    std::vector<std::int64_t> valid_rows =
+        detail::probe_folder_files(valid_files, valid_labels, o, out, source, shape, first_file);
+    DML_CHECK(!train_rows.empty(), no_training_images());
+    if (!dopts.normalization && dopts.channel_normalization.empty()) {
+      // The training split's statistics: each training file decoded once, its pixels not kept.
+      std::vector<std::string> errors;
+      const auto bins = detail::channel_histograms(
+          static_cast<std::int64_t>(train_rows.size()), source->image_shape(), o.threads,
+          [&](std::int64_t k, std::uint8_t* dst) { return source->decode(train_rows[static_cast<std::size_t>(k)], dst); },
+          errors);
+      std::vector<std::int64_t> rows, labels;
+      std::vector<fs::path> files;
+      for (std::size_t k = 0; k < train_rows.size(); ++k) {
+        if (!errors[k].empty()) {
+          detail::skip_or_throw(train_files[k], errors[k], o, out);
+          continue;
+        }
+        rows.push_back(train_rows[k]);
+        labels.push_back(train_labels[k]);
+        files.push_back(train_files[k]);
+      }
+      train_rows = std::move(rows);
+      train_labels = std::move(labels);
+      train_files = std::move(files);
+      DML_CHECK(!train_rows.empty(), no_training_images());
+      dopts.channel_normalization = detail::stats_of_histograms(bins);
+      for (std::size_t c = 0; c < dopts.channel_normalization.size(); ++c)
+        DML_CHECK(dopts.channel_normalization[c].stddev > 0, "image folder '", root.string(),
+                  "': every training pixel of channel ", c, " has the same value, so the standard deviation is 0; ",
+                  "pass ImageFolderOptions::dataset.normalization");
+    }
+    for (const auto* rows : {&train_rows, &valid_rows})
+      for (std::int64_t r : *rows) {
+        if (source->sixteen_bit(r)) ++out.converted_16bit;
+        if (source->alpha(r)) ++out.alpha_composited;
+      }
+    out.encoded_bytes = static_cast<std::int64_t>(source->encoded_bytes());
+    out.splits.train = Dataset::from_source(source, std::move(train_rows), train_labels, dopts);
+    out.splits.test = Dataset::from_source(source, std::move(valid_rows), valid_labels, dopts);
+  }
   out.train_files = std::move(train_files);
   out.valid_files = std::move(valid_files);
   return out;

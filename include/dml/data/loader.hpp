@@ -8,6 +8,11 @@
 // i's augmentation by sample_generator(seed, e, i) (the j-th repeat of row i in
 // a balanced epoch of N rows: i + j * N). So prefetch on or off, any thread
 // count, and a resume from state() all give identical batches.
+//
+// A Dataset decoded on demand (an image folder loaded with Decode::PerBatch) is
+// decoded while its batch is assembled: on the prefetch thread (and its
+// `threads`), and an image that fails to decode reaches the caller of next() as
+// the dml::Error that names its file.
 #pragma once
 
 #include <algorithm>
@@ -110,37 +115,50 @@ inline Batch assemble_batch(const Dataset& ds, std::span<const std::int64_t> ind
   b.labels = Tensor<std::int64_t, Cpu>::from_vector(labels);
   b.epoch = epoch;
 
-  const float* src = ds.images.data();
+  // A Dataset decoded on demand reads (decodes) each image here: on the
+  // prefetch thread when the loader has one, and split over `threads`.
+  const bool lazy = ds.on_demand();
+  const float* src = lazy ? nullptr : ds.images.data();
+  const std::vector<float> lut = lazy ? normalisation_lut(ds.channel_norms) : std::vector<float>{};
   float* dst = b.images.data();
   const std::vector<float> fill = ds.backgrounds();
   const bool plain = augment.identity() && !transform;
-  std::exception_ptr error;
   auto one = [&](std::int64_t k) {
     const std::int64_t i = indices[static_cast<std::size_t>(k)];
-    const float* s = src + i * per;
     float* d = dst + k * per;
-    if (plain) {
-      std::memcpy(d, s, static_cast<std::size_t>(per) * sizeof(float));
-      return;
+    if (augment.identity()) {  // the image as it is
+      if (lazy) read_on_demand(ds, i, lut, d);
+      else std::memcpy(d, src + i * per, static_cast<std::size_t>(per) * sizeof(float));
+      if (!transform) return;
     }
     Generator gen = sample_generator(seed, epoch, streams.empty() ? i : streams[static_cast<std::size_t>(k)]);
-    if (augment.identity()) std::memcpy(d, s, static_cast<std::size_t>(per) * sizeof(float));
-    else augment.apply(s, d, dims, fill, ds.channel_norms, gen);
+    if (!augment.identity()) {
+      std::vector<float> decoded;
+      const float* s = lazy ? nullptr : src + i * per;
+      if (lazy) {
+        decoded.resize(static_cast<std::size_t>(per));
+        read_on_demand(ds, i, lut, decoded.data());
+        s = decoded.data();
+      }
+      augment.apply(s, d, dims, fill, ds.channel_norms, gen);
+    }
     if (transform) transform(std::span<float>(d, static_cast<std::size_t>(per)), dims, fill, gen);
   };
 #if defined(_OPENMP)
-  if (threads != 1 && n > 1 && !plain) {
+  if (threads != 1 && n > 1 && (!plain || lazy)) {
     const int team = threads > 0 ? threads : omp_get_max_threads();
+    // The error of the lowest sample that failed, so the report does not depend on the thread count.
+    std::vector<std::exception_ptr> errors(static_cast<std::size_t>(n));
 #pragma omp parallel for num_threads(team) schedule(static)
     for (std::int64_t k = 0; k < n; ++k) {
       try {
         one(k);
       } catch (...) {
-#pragma omp critical(dml_make_batch_error)
-        if (!error) error = std::current_exception();
+        errors[static_cast<std::size_t>(k)] = std::current_exception();
       }
     }
-    if (error) std::rethrow_exception(error);
+    for (const std::exception_ptr& e : errors)
+      if (e) std::rethrow_exception(e);
     return b;
   }
 #else
@@ -154,8 +172,9 @@ inline Batch assemble_batch(const Dataset& ds, std::span<const std::int64_t> ind
 
 // Assembles rows `indices` of ds into a Batch, augmenting sample i with
 // sample_generator(seed, epoch, i): augment, then transform (when set). Runs on
-// `threads` OpenMP threads (1: serial; 0: OpenMP's default). Throws for an index
-// out of range, and rethrows the first exception a transform throws.
+// `threads` OpenMP threads (1: serial; 0: OpenMP's default). A Dataset decoded on
+// demand (Dataset::source) is decoded here. Throws for an index out of range, and
+// rethrows the lowest sample's exception when a transform or a decode throws.
 inline Batch make_batch(const Dataset& ds, std::span<const std::int64_t> indices, const Augment& augment,
                         std::uint64_t seed, std::int64_t epoch, const SampleTransform& transform = {},
                         int threads = 1) {
@@ -388,7 +407,7 @@ class LoaderCore {
 // not copyable; the destructor stops and joins the prefetch thread.
 class DataLoader {
  public:
-  // Keeps its own copy of ds (the images tensor is shared, not copied). Throws
+  // Keeps its own copy of ds (the images tensor or source is shared, not copied). Throws
   // dml::Error for an empty or inconsistent dataset, batch_size < 1, bad augment
   // options, threads < 0, drop_last leaving no batch, or with `balanced`: what
   // validate_balanced throws, batch_size other than P * K, or shuffle = false.

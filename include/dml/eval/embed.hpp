@@ -4,7 +4,8 @@
 //   auto emb = eval::embed(body, data.test);             // [N, 512] on the body's device
 //   auto out = eval::embed(body, head, data.test);       // out.embeddings, out.logits
 //
-// The images live on the host; each batch is copied to the body's device
+// The images live on the host (a Dataset decoded on demand is decoded batch by
+// batch, on the calling thread); each batch is copied to the body's device
 // (images.to<D>()) and converted to its element type. The modules are put in
 // eval mode for the run and get back exactly the modes they had (per module,
 // also when the run throws).
@@ -92,7 +93,12 @@ template <class T, class D>
 Tensor<T, D> image_batch(const data::Dataset& ds, std::int64_t start, std::int64_t count) {
   const std::int64_t per = ds.image_numel();
   auto host = Tensor<float, Cpu>::empty(Shape{count, ds.channels(), ds.height(), ds.width()});
-  std::memcpy(host.data(), ds.images.data() + start * per, static_cast<std::size_t>(count * per) * sizeof(float));
+  if (ds.on_demand()) {  // decoded here, one image at a time
+    const std::vector<float> lut = data::detail::normalisation_lut(ds.channel_norms);
+    for (std::int64_t k = 0; k < count; ++k) data::detail::read_on_demand(ds, start + k, lut, host.data() + k * per);
+  } else {
+    std::memcpy(host.data(), ds.images.data() + start * per, static_cast<std::size_t>(count * per) * sizeof(float));
+  }
   return images_as<T, D>(host);
 }
 
