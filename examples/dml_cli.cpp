@@ -9,11 +9,14 @@
 // DIR may hold IDX files (MNIST-style), CIFAR-10/100 binaries, or an image folder
 // (root/{train,valid}/<class>/* or root/<class>/*), told apart by their contents.
 // `dml CMD --help` lists every option with its default. docs/your-data.md walks
-// through all of them on a folder of Fashion-MNIST PNGs.
+// through all of them on a folder of Fashion-MNIST PNGs. Built with dml::distributed,
+// `mpirun -np N dml train ...` (or srun) trains data parallel over N ranks with the same
+// options: --batch-size is then the global batch, split over the ranks (docs/distributed.md).
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -26,6 +29,11 @@
 #include <vector>
 
 #include <dml/dml.hpp>
+#ifdef DML_CLI_DISTRIBUTED
+#include <optional>
+
+#include <dml/distributed/distributed.hpp>
+#endif
 #include <dml/data/cifar.hpp>
 #include <dml/data/dataset.hpp>
 #include <dml/eval/anomaly.hpp>
@@ -370,6 +378,37 @@ inline void write_text(const fs::path& path, const std::string& text) {
 
 // ---- dml train ------------------------------------------------------------------------------
 
+// Under mpirun or srun (built with dml::distributed): MPI and the communicator over every
+// rank, and std::cout silenced on all ranks but 0 for the scope. Otherwise nothing.
+struct Ranks {
+#ifdef DML_CLI_DISTRIBUTED
+  Ranks() {
+    bool launched = false;
+    for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) launched = launched || std::getenv(v);
+    if (!launched) return;
+    mpi.emplace();
+    comm.emplace();
+    if (comm->rank() != 0) saved = std::cout.rdbuf(nullptr);
+  }
+  ~Ranks() {
+    if (saved) std::cout.rdbuf(saved);
+  }
+  Collective* collective() { return comm ? &*comm : nullptr; }
+  std::optional<distributed::Mpi> mpi;
+  std::optional<distributed::MpiCommunicator> comm;
+  std::streambuf* saved = nullptr;
+#else
+  Ranks() {
+    if (std::getenv("OMPI_COMM_WORLD_SIZE") || std::getenv("PMI_SIZE") || std::getenv("PMIX_RANK"))
+      std::cerr << "dml train: started by mpirun/srun, but this dml was built without dml::distributed (MPI): "
+                   "every rank trains alone\n";
+  }
+  Collective* collective() { return nullptr; }
+#endif
+  int rank() { return collective() ? collective()->rank() : 0; }
+  int size() { return collective() ? collective()->size() : 1; }
+};
+
 inline int train(int argc, char** argv) {
   std::vector<Option> spec = {
       {"data", "", "IDX, CIFAR or image-folder directory", false, true},
@@ -402,6 +441,9 @@ inline int train(int argc, char** argv) {
             " trains only the head on a random body: pass --pretrained FILE too (or --frozen-epochs 0)");
   const double lr = a.number("lr", 1e-6, 10.0), wd = a.number("weight-decay", 0.0, 1.0);
   const auto seed = static_cast<std::uint64_t>(a.integer("seed"));
+  Ranks ranks;
+  DML_CHECK(batch % ranks.size() == 0, "dml train: --batch-size ", batch, " must divide by the ", ranks.size(),
+            " ranks (it is the global batch)");
   LoadedData d = load_data(a.str("data"), a, nullptr);
   fs::create_directories(out);
 
@@ -426,7 +468,8 @@ inline int train(int argc, char** argv) {
     }
     losses::CenterLoss<float, Cpu> center(info.classes, info.embedding);
     train::LearnerOptions opts;
-    opts.batch_size = std::min(batch, d.splits.train.size());
+    opts.batch_size = std::min(batch, d.splits.train.size()) / ranks.size();
+    opts.collective = ranks.collective();
     opts.seed = seed;
     opts.quiet = a.flag("quiet");
     opts.checkpoint = out / "checkpoint.safetensors";
@@ -446,6 +489,7 @@ inline int train(int argc, char** argv) {
     learn.unfreeze();
     if (epochs > done) learn.fit_one_cycle(epochs - done, lr);
 
+    if (ranks.rank() != 0) return;  // every rank holds the same model: rank 0 writes it
     io::TensorMap tensors;
     nn::append_tensor_map(body.state_dict(), "body.", tensors);
     nn::append_tensor_map(head.state_dict(), "head.", tensors);

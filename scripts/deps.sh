@@ -6,7 +6,9 @@
 set -euo pipefail
 
 # libpng-dev + libjpeg62-turbo-dev: the optional dml::image target (PNG/JPEG folders).
-packages=(cmake g++ make ninja-build git libeigen3-dev doctest-dev libomp-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev)
+# libopenmpi-dev + openmpi-bin: the optional dml::distributed target and its mpirun test.
+packages=(cmake g++ make ninja-build git libeigen3-dev doctest-dev libomp-dev zlib1g-dev libpng-dev libjpeg62-turbo-dev
+          libopenmpi-dev openmpi-bin)
 if [ "${1:-}" = fuzz ]; then
   packages+=(clang libclang-rt-14-dev)
 fi

@@ -4,6 +4,9 @@
 #ifdef DML_WITH_IMAGE
 #include <dml/data/image.hpp>
 #endif
+#ifdef DML_WITH_DISTRIBUTED
+#include <dml/distributed/distributed.hpp>
+#endif
 
 #include <cmath>
 #include <cstdio>
@@ -24,6 +27,16 @@ int main() {
     return 1;
   }
   std::printf("consumer: dml::image PNG round trip OK\n");
+#endif
+#ifdef DML_WITH_DISTRIBUTED
+  // Links against MPI; MPI_Initialized is callable before MPI_Init, without mpirun.
+  int mpi_on = 1;
+  MPI_Initialized(&mpi_on);
+  if (mpi_on != 0 || Shard{1, 2}.begin(10) != 5) {
+    std::printf("consumer: dml::distributed misbehaves\n");
+    return 1;
+  }
+  std::printf("consumer: dml::distributed linked (MPI not started)\n");
 #endif
   try {
     ops::matmul(Tensor<float>::zeros({2, 3}), Tensor<float>::zeros({2, 3}));

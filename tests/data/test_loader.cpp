@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <dml/data/loader.hpp>
 
+#include "../support/error_of.hpp"
 #include "batch_record.hpp"
 #include "byte_source.hpp"
 #include <set>
+#include <string>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -338,4 +340,84 @@ TEST_CASE("an image that fails to decode reaches next()'s caller as the dml::Err
     REQUIRE(b);
     CHECK(b->indices == std::vector<std::int64_t>{9});
   }
+
+// ---- data-parallel shards (issue 18) ----------------------------------------------------
+
+namespace {
+
+// Batches of `epochs` epochs of a loader for shard `rank` of `world`, per-rank batch b.
+std::vector<Batch> shard_batches(const Dataset& ds, LoaderOptions o, std::int64_t rank, std::int64_t world,
+                                 int epochs) {
+  o.shard = {rank, world};
+  DataLoader loader(ds, o);
+  std::vector<Batch> out;
+  for (int e = 0; e < epochs; ++e)
+    for (Batch& b : loader) out.push_back(std::move(b));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("sharded loaders split each global batch: disjoint, in rank order, equal to one loader of world x B") {
+  Dataset ds = counting(23);
+  for (const std::int64_t world : {2, 3}) {
+    CAPTURE(world);
+    LoaderOptions one = opts(4 * world, 5, true);
+    one.augment = {.pad = 1, .rotate_degrees = 10};
+    const std::vector<Batch> whole = shard_batches(ds, one, 0, 1, 2);
+    LoaderOptions per = one;
+    per.batch_size = 4;
+    per.prefetch = false;
+    std::vector<std::vector<Batch>> ranks;
+    for (std::int64_t r = 0; r < world; ++r) ranks.push_back(shard_batches(ds, per, r, world, 2));
+    for (const auto& rb : ranks) REQUIRE(rb.size() == whole.size());
+    for (std::size_t k = 0; k < whole.size(); ++k) {
+      std::vector<std::int64_t> rows;
+      std::vector<float> pixels;
+      for (const auto& rb : ranks) {
+        CHECK(rb[k].index == whole[k].index);
+        CHECK(rb[k].epoch == whole[k].epoch);
+        rows.insert(rows.end(), rb[k].indices.begin(), rb[k].indices.end());
+        const std::vector<float> px = rb[k].images.to_vector();
+        pixels.insert(pixels.end(), px.begin(), px.end());
+        CHECK(rb[k].labels.to_vector().size() == rb[k].indices.size());
+      }
+      CHECK(rows == whole[k].indices);  // the union in rank order, so also disjoint
+      CHECK(pixels == whole[k].images.to_vector());
+    }
+  }
+  // 23 = 2 x 8 + 7: the last global batch of 7 is split 3 + 4 (even shares, in rank order).
+  LoaderOptions per = opts(4, 5, false);
+  CHECK(shard_batches(ds, per, 0, 2, 1).back().size() == 3);
+  CHECK(shard_batches(ds, per, 1, 2, 1).back().size() == 4);
+}
+
+TEST_CASE("sharded loaders: drop_last as one loader; a last batch smaller than the world is dropped") {
+  Dataset ds = counting(17);  // 17 = 2 x 8 + 1
+  LoaderOptions o = opts(4, 1, false);
+  o.shard = {1, 2};
+  CHECK(DataLoader(ds, o).num_batches() == 2);  // 1 row cannot feed 2 ranks
+  o.drop_last = true;
+  CHECK(DataLoader(ds, o).num_batches() == 2);
+  o.drop_last = false;
+  CHECK(DataLoader(counting(18), o).num_batches() == 3);  // 2 rows: one each
+  CHECK(shard_batches(counting(18), o, 1, 2, 1).back().size() == 1);
+  o.drop_last = true;
+  CHECK(DataLoader(counting(18), o).num_batches() == 2);
+}
+
+TEST_CASE("a sharded loader's state names its world; set_state refuses another one") {
+  Dataset ds = counting(17);
+  LoaderOptions o = opts(4, 1, false);
+  o.shard = {0, 2};
+  DataLoader two(ds, o);
+  CHECK(two.state().world == 2);
+  DataLoader one(ds, opts(4, 1, false));
+  CHECK(dml::testing::error_of([&] { one.set_state(two.state()); }).find("2 data-parallel rank(s)") !=
+        std::string::npos);
+  o.shard = {2, 2};
+  CHECK(dml::testing::error_of([&] { DataLoader bad(ds, o); }).find("rank 2 of world 2") != std::string::npos);
+  o.shard = {0, 2};
+  o.balanced = dml::data::ClassBalanced{.classes_per_batch = 2, .samples_per_class = 2};
+  CHECK(dml::testing::error_of([&] { DataLoader bad(ds, o); }).find("not sharded") != std::string::npos);
 }

@@ -424,3 +424,29 @@ TEST_CASE("dml: train, resume, embed, evaluate and anomaly from the command line
 #endif
 }
 #endif
+
+#if defined(DML_CLI_EXE) && defined(DML_CLI_MPIEXEC)
+TEST_CASE("dml train under mpirun: two ranks, one table, one model; resume needs the same rank count") {
+  testing::TempDir tmp("dml_cli_mpi");
+  const fs::path data = write_dataset(tmp), run_dir = tmp / "run";
+  auto q = [](const fs::path& p) { return "\"" + p.string() + "\""; };
+  const std::string mpirun = std::string("-np 2 ") + DML_CLI_MPIEXEC_FLAGS + " \"" + DML_CLI_EXE + "\" ";
+  const std::string args = "train --data " + q(data) + " --head arc --out " + q(run_dir) + " --width 8 --batch-size 16";
+  auto [rc, log] = run(DML_CLI_MPIEXEC, mpirun + args + " --epochs 1", tmp / "train.txt", "OMP_NUM_THREADS=1 ");
+  INFO("mpirun dml train:\n" << log);
+  REQUIRE(rc == 0);
+  CHECK(count(log, "(idx): 120 training") == 1);  // rank 0 alone prints
+  CHECK(count(log, "train_loss") == 1);
+  CHECK(count(log, "saved ") == 1);
+  CHECK(count(read_text(run_dir / "history.json"), "\"epoch\"") == 1);
+  auto [rc2, log2] = run(DML_CLI_MPIEXEC, mpirun + args + " --epochs 2 --resume", tmp / "resume.txt",
+                         "OMP_NUM_THREADS=1 ");
+  INFO("mpirun dml train --resume:\n" << log2);
+  REQUIRE(rc2 == 0);
+  CHECK(count(read_text(run_dir / "history.json"), "\"epoch\"") == 2);
+  auto [rc3, log3] = run(DML_CLI_EXE, args + " --epochs 3 --resume", tmp / "one.txt");
+  INFO("dml train --resume in one process:\n" << log3);
+  CHECK(rc3 != 0);
+  CHECK(log3.find("checkpoint.safetensors") != std::string::npos);
+}
+#endif

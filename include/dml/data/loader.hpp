@@ -13,6 +13,14 @@
 // decoded while its batch is assembled: on the prefetch thread (and its
 // `threads`), and an image that fails to decode reaches the caller of next() as
 // the dml::Error that names its file.
+//
+// With LoaderOptions::shard (data-parallel training, one loader per rank), an
+// epoch is cut into global batches of batch_size x world rows of the same
+// order, and rank r takes its even share of each (rows [r m / W, (r+1) m / W)
+// of a global batch of m rows): the ranks' batches are disjoint, their union in
+// rank order is the batch a single loader with batch_size x world returns, and
+// each sample keeps its augmentation stream whatever the number of ranks. A
+// last global batch of fewer rows than ranks is dropped (every rank gets a row).
 #pragma once
 
 #include <algorithm>
@@ -32,6 +40,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "../core/collective.hpp"
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
 #include "dataset.hpp"
@@ -68,6 +77,9 @@ struct LoaderOptions {
   // OpenMP threads that augment one batch: 1 (default) works serially, since the
   // training step already uses every core; 0 uses the OpenMP default.
   int threads = 1;
+  // This loader's share of a data-parallel epoch (see the top of this file);
+  // batch_size is then per rank. Not with `balanced`.
+  Shard shard = {};
 };
 
 // Where a loader stands; save it with a checkpoint and set_state() it to resume.
@@ -79,6 +91,7 @@ struct LoaderState {
   std::int64_t batch_size = 0;    // checked by set_state
   // LoaderOptions::balanced's P and K, 0 and 0 without it; checked by set_state.
   std::int64_t classes_per_batch = 0, samples_per_class = 0;
+  std::int64_t world = 1;  // LoaderOptions::shard.world; checked by set_state
   friend bool operator==(const LoaderState&, const LoaderState&) = default;
 };
 
@@ -193,7 +206,10 @@ class LoaderCore {
     DML_CHECK(opt_.batch_size >= 1, "DataLoader: batch_size must be >= 1, got ", opt_.batch_size);
     DML_CHECK(opt_.threads >= 0, "DataLoader: threads must be >= 0, got ", opt_.threads);
     opt_.augment.validate(ImageDims{ds_.channels(), ds_.height(), ds_.width()});
-    const std::int64_t n = ds_.size(), b = opt_.batch_size;
+    opt_.shard.validate("DataLoader");
+    DML_CHECK(!opt_.balanced || opt_.shard.world == 1, "DataLoader: balanced batches are not sharded yet (shard ",
+              "world ", opt_.shard.world, "); train class-balanced batches in one process");
+    const std::int64_t n = ds_.size(), b = opt_.batch_size * opt_.shard.world;
     if (opt_.balanced) {
       const ClassBalanced& cb = *opt_.balanced;
       validate_balanced(cb, ds_);
@@ -204,11 +220,13 @@ class LoaderCore {
                 "conflicts with them");
       num_batches_ = balanced_num_batches(cb, n);
     } else {
-      num_batches_ = opt_.drop_last ? n / b : (n + b - 1) / b;
+      // Sharded, a last batch with fewer rows than ranks is dropped: every rank needs a row.
+      num_batches_ = opt_.drop_last || n % b < opt_.shard.world ? n / b : n / b + 1;
     }
     DML_CHECK(num_batches_ >= 1, "DataLoader: drop_last with batch_size ", b, " leaves no batch of ", n,
               " samples");
-    state_ = {opt_.seed, 0, 0, n, b};
+    state_ = {opt_.seed, 0, 0, n, opt_.batch_size};
+    state_.world = opt_.shard.world;
     if (opt_.balanced) {
       state_.classes_per_batch = opt_.balanced->classes_per_batch;
       state_.samples_per_class = opt_.balanced->samples_per_class;
@@ -241,6 +259,9 @@ class LoaderCore {
     DML_CHECK(s.dataset_size == ds_.size() && s.batch_size == opt_.batch_size, "DataLoader::set_state: the state ",
               "is for ", s.dataset_size, " samples in batches of ", s.batch_size, ", this loader has ", ds_.size(),
               " in batches of ", opt_.batch_size);
+    DML_CHECK(s.world == state_.world, "DataLoader::set_state: the state is for ", s.world,
+              " data-parallel rank(s), this loader is one of ", state_.world,
+              " (resume with the number of ranks that wrote it)");
     DML_CHECK(s.classes_per_batch == state_.classes_per_batch && s.samples_per_class == state_.samples_per_class,
               "DataLoader::set_state: the state is for ", sampling_name(s), " batches, this loader draws ",
               sampling_name(state_), " batches");
@@ -302,8 +323,9 @@ class LoaderCore {
       order_key_ = key;
     }
     const auto size = static_cast<std::int64_t>(order_.size());
-    const std::int64_t begin = key.index * opt_.batch_size;
-    const std::int64_t end = std::min(begin + opt_.batch_size, size);
+    const std::int64_t global = opt_.batch_size * opt_.shard.world;
+    const std::int64_t first = key.index * global, m = std::min(first + global, size) - first;
+    const std::int64_t begin = first + opt_.shard.begin(m), end = first + opt_.shard.end(m);
     const auto count = static_cast<std::size_t>(end - begin);
     std::span<const std::int64_t> rows(order_.data() + begin, count);
     std::span<const std::int64_t> streams;  // a balanced epoch may repeat rows: each repeat has its own stream
@@ -414,8 +436,8 @@ class DataLoader {
   explicit DataLoader(Dataset ds, LoaderOptions opt = {})
       : core_(std::make_unique<detail::LoaderCore>(std::move(ds), std::move(opt))) {}
 
-  // Batches per epoch: ceil(N / B), or floor(N / B) with drop_last; balanced:
-  // max(1, floor(N / (P * K))).
+  // Batches per epoch: ceil(N / B), or floor(N / B) with drop_last, where B is
+  // batch_size x shard.world; balanced: max(1, floor(N / (P * K))).
   std::int64_t num_batches() const { return core().num_batches(); }
   std::int64_t size() const { return num_batches(); }
   std::int64_t epoch() const { return core().state().epoch; }

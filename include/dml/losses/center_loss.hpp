@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "../core/collective.hpp"
 #include "../nn/module.hpp"
 #include "../ops/elementwise.hpp"
 #include "../ops/margin.hpp"
@@ -17,6 +19,9 @@ namespace dml::losses {
 // call moves them by the paper's rule
 //   delta_j = sum_{y_i = j} (c_j - x_i) / (1 + n_j),   c_j <- c_j - alpha * delta_j,
 // so their speed does not depend on the loss weight. Eval mode leaves them be.
+// In data-parallel training (set_collective; the Learner does it) the update
+// runs on every rank over the ranks' batches gathered in rank order, so every
+// rank holds the centres one process would have with the whole batch.
 template <class T = float, class D = Cpu>
 class CenterLoss : public nn::Module<T, D> {
   using TensorT = Tensor<T, D>;
@@ -41,19 +46,42 @@ class CenterLoss : public nn::Module<T, D> {
     DML_CHECK(emb.dim(0) > 0, "CenterLoss: empty batch");
     TensorT own = ops::gather_rows(centers_, labels);
     TensorT loss = ops::sum(ops::square(emb - own)) * T(0.5 / static_cast<double>(emb.dim(0)));
-    if (this->is_training())
-      Backend<D>::center_update(centers_.data(), emb.data(), labels.data(), emb.dim(0), dim_, classes_, T(alpha_));
+    if (this->is_training()) update(emb, labels);
     return loss;
   }
+
+  // Data-parallel training: the centre update sees every rank's batch (all
+  // gathered through c, which must outlive the loss); null: this rank's only.
+  void set_collective(Collective* c) noexcept { comm_ = c; }
 
   std::string type_name() const override { return "CenterLoss"; }
   const TensorT& centers() const { return centers_; }
   double alpha() const { return alpha_; }
 
  private:
+  void update(const TensorT& emb, const Labels& labels) {
+    if (!comm_ || comm_->size() == 1) {
+      Backend<D>::center_update(centers_.data(), emb.data(), labels.data(), emb.dim(0), dim_, classes_, T(alpha_));
+      return;
+    }
+    const std::vector<std::size_t> rows = comm_->gather_counts(static_cast<std::size_t>(emb.dim(0)));
+    std::vector<std::size_t> values(rows);
+    std::int64_t total = 0;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      total += static_cast<std::int64_t>(rows[r]);
+      values[r] *= static_cast<std::size_t>(dim_);
+    }
+    TensorT all = TensorT::empty(Shape{total, dim_});
+    Labels all_labels = Labels::empty(Shape{total});
+    comm_->all_gather(emb.data(), all.data(), values, comm_type<T>());
+    comm_->all_gather(labels.data(), all_labels.data(), rows, CommType::Int64);
+    Backend<D>::center_update(centers_.data(), all.data(), all_labels.data(), total, dim_, classes_, T(alpha_));
+  }
+
   std::int64_t classes_, dim_;
   double alpha_;
   TensorT centers_;
+  Collective* comm_ = nullptr;
 };
 
 }  // namespace dml::losses

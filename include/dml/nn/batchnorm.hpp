@@ -2,8 +2,11 @@
 #pragma once
 
 #include <optional>
+#include <type_traits>
 
+#include "../core/collective.hpp"
 #include "../ops/batchnorm.hpp"
+#include "../ops/sync_batchnorm.hpp"
 #include "module.hpp"
 
 namespace dml::nn {
@@ -21,6 +24,8 @@ struct BatchNormOptions {
 // Training mode normalises with batch statistics and updates the running ones
 // (unbiased variance) and num_batches_tracked; eval mode uses the running
 // statistics. Without track_running_stats both modes use batch statistics.
+// With set_collective (sync_batch_norm below) training statistics are those of
+// every rank's batch (ops::sync_batch_norm; host tensors).
 template <class T = float, class D = Cpu>
 class BatchNormBase : public Module<T, D> {
  public:
@@ -55,6 +60,13 @@ class BatchNormBase : public Module<T, D> {
       rm = running_mean_;
       rv = running_var_;
     }
+    if (comm_ && batch_stats && comm_->size() > 1) {
+      if constexpr (std::is_same_v<D, Cpu>)
+        return ops::sync_batch_norm(x, weight_, bias_, rm, rv, *comm_, ops::BatchNormOptions{true, momentum, opt_.eps});
+      else
+        throw Error(::dml::detail::concat(this->type_name(), ": synchronised batch statistics need host tensors "
+                                          "(the NCCL path is not written yet)"));
+    }
     return ops::batch_norm(x, weight_, bias_, rm, rv, ops::BatchNormOptions{batch_stats, momentum, opt_.eps});
   }
 
@@ -66,6 +78,10 @@ class BatchNormBase : public Module<T, D> {
   const Tensor<T, D>& running_mean() const { return running_mean_; }
   const Tensor<T, D>& running_var() const { return running_var_; }
   const Tensor<std::int64_t, D>& num_batches_tracked() const { return num_batches_; }
+  // Batch statistics over every rank of c (SyncBatchNorm; c must outlive the
+  // module), or this rank's alone (null, the default).
+  void set_collective(Collective* c) noexcept { comm_ = c; }
+  Collective* collective() const noexcept { return comm_; }
 
  protected:
   virtual void check_input(const Tensor<T, D>& x) const = 0;
@@ -79,6 +95,7 @@ class BatchNormBase : public Module<T, D> {
   BatchNormOptions opt_;
   Tensor<T, D> weight_, bias_, running_mean_, running_var_;
   Tensor<std::int64_t, D> num_batches_;
+  Collective* comm_ = nullptr;
 };
 
 // Over [N, C] or [N, C, L].
@@ -110,5 +127,20 @@ class BatchNorm2d : public BatchNormBase<T, D> {
     this->check_channels(x);
   }
 };
+
+// PyTorch's convert_sync_batchnorm, in place: every BatchNorm of m (m
+// included) takes its training statistics over the ranks of c (null: back to
+// per-rank statistics). Returns how many layers it set.
+template <class T, class D>
+int sync_batch_norm(Module<T, D>& m, Collective* c) {
+  int count = 0;
+  for (const auto& [prefix, sub] : m.named_modules())
+    // m is ours to change: named_modules only hands out const pointers.
+    if (auto* bn = dynamic_cast<BatchNormBase<T, D>*>(const_cast<Module<T, D>*>(sub))) {
+      bn->set_collective(c);
+      ++count;
+    }
+  return count;
+}
 
 }  // namespace dml::nn

@@ -194,10 +194,12 @@ inline json::Value to_json(const data::LoaderState& s) {
     o.emplace_back("classes_per_batch", s.classes_per_batch);
     o.emplace_back("samples_per_class", s.samples_per_class);
   }
+  if (s.world != 1) o.emplace_back("world", s.world);  // data-parallel ranks (issue 18)
   return o;
 }
 // Reads to_json's object; without classes_per_batch and samples_per_class
-// (a loader that is not class-balanced, or an older checkpoint) both are 0.
+// (a loader that is not class-balanced, or an older checkpoint) both are 0,
+// without world (one process) it is 1.
 // Throws dml::Error "'field': expected ..., found ..." for a missing field, a
 // wrong JSON type or a value no loader has: a negative epoch, an empty
 // dataset or batch, a position past the epoch's last batch, P x K other than
@@ -219,6 +221,7 @@ inline data::LoaderState loader_state_from_json(const json::Value& v) {
     s.classes_per_batch = p;
     s.samples_per_class = k;
   }
+  if (v.find("world")) s.world = detail::int_field(v, "world", 1);  // data-parallel ranks (issue 18)
   return s;
 }
 

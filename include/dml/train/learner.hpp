@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "../core/collective.hpp"
 #include "../core/tensor.hpp"
 #include "../data/dataset.hpp"
 #include "../data/loader.hpp"
@@ -45,6 +46,7 @@
 #include "../ops/common.hpp"
 #include "../optim/optimizer.hpp"
 #include "../optim/schedule.hpp"
+#include "data_parallel.hpp"
 #include "learner_checkpoint.hpp"
 #include "objective.hpp"
 #include "options.hpp"
@@ -101,6 +103,7 @@ class Learner {
       { l(e, y) } -> std::convertible_to<TensorT>;
     }
   void add_loss(Loss& extra, double weight, std::string name = "", double warmup = 0) {
+    if constexpr (requires { extra.set_collective(opts_.collective); }) extra.set_collective(opts_.collective);
     objective_.add(extra, weight, std::move(name), warmup, body_.is_training(), optimizer_ != nullptr);
   }
 
@@ -141,7 +144,7 @@ class Learner {
       return s;
     }
     const std::int64_t bs = opts_.valid_batch_size;
-    ProgressBar bar(*opts_.out, opts_.quiet ? Progress::Quiet : bar_mode_for_inner());
+    ProgressBar bar(*opts_.out, silent() ? Progress::Quiet : bar_mode_for_inner());
     bar.start("valid", (data_.test.size() + bs - 1) / bs);
     std::tie(s.valid_loss, s.accuracy) = objective_.evaluate(body_, data_.test, bs, opts_.label_smoothing,
                                                              [&](std::int64_t batches) { bar.update(batches); });
@@ -156,7 +159,7 @@ class Learner {
                                      "no logits; use eval::embed for the embeddings");
     DML_CHECK(!ds.empty(), "Learner::predict: empty dataset");
     const std::int64_t bs = opts_.valid_batch_size;
-    ProgressBar bar(*opts_.out, opts_.quiet ? Progress::Quiet : bar_mode_for_inner());
+    ProgressBar bar(*opts_.out, silent() ? Progress::Quiet : bar_mode_for_inner());
     bar.start("predict", (ds.size() + bs - 1) / bs);
     auto progress = [&](std::int64_t done, std::int64_t) { bar.update((done + bs - 1) / bs); };
     TensorT logits =
@@ -220,13 +223,17 @@ class Learner {
         loader_(detail::checked_options(data_.train, opts_),
                 data::LoaderOptions{.batch_size = opts_.batch_size, .shuffle = true, .balanced = opts_.balanced,
                                     .drop_last = opts_.drop_last, .seed = opts_.seed, .prefetch = opts_.prefetch,
-                                    .augment = opts_.augment}),
+                                    .augment = opts_.augment, .shard = shard_of(opts_.collective)}),
         make_optimizer_([optimiser](std::vector<optim::ParamGroup<T, D>> groups) {
           return optim::make_unique(optimiser, std::move(groups));
         }),
         base_lr_(optimiser.lr) {
     optimiser.validate();
+    if (opts_.collective) averager_.emplace(*opts_.collective);
   }
+  // Rank 0 prints and writes; every rank when not data parallel.
+  bool primary() const noexcept { return !opts_.collective || opts_.collective->rank() == 0; }
+  bool silent() const noexcept { return opts_.quiet || !primary(); }
 
   void set_mode(bool training) {
     body_.train(training);
@@ -266,6 +273,8 @@ class Learner {
     run_.plan = FitPlan{true, schedule, max_lr, 0, epochs * nb - loader_.position(), loader_.epoch() + epochs};
     if (loader_.position() == 0) run_.loss_sum = 0, run_.loss_count = 0, run_.seconds = 0;
     objective_.plan(run_.plan.total);
+    if (opts_.collective)
+      for (auto& [prefix, m] : named_modules()) broadcast_state(*opts_.collective, *m);
     run();
   }
 
@@ -287,10 +296,10 @@ class Learner {
   void run() {
     stop_ = false;
     set_mode(true);
-    const bool print = !opts_.quiet;
+    const bool print = !silent();
     EpochTable table(*opts_.out, {"epoch", "train_loss", "valid_loss", "accuracy", "time"});
     if (print) table.header();
-    ProgressBar bar(*opts_.out, opts_.quiet ? Progress::Quiet : opts_.progress);
+    ProgressBar bar(*opts_.out, silent() ? Progress::Quiet : opts_.progress);
     while (loader_.epoch() < run_.plan.end_epoch && !stop_) {
       const std::int64_t epoch = loader_.epoch(), nb = loader_.num_batches();
       const auto t0 = std::chrono::steady_clock::now();
@@ -301,8 +310,8 @@ class Learner {
         std::optional<data::Batch> b = loader_.next();
         if (!b) break;
         const double loss = train_batch(*b);
-        run_.loss_sum += loss * static_cast<double>(b->size());
-        run_.loss_count += b->size();
+        run_.loss_sum += loss * static_cast<double>(step_rows_);
+        run_.loss_count += step_rows_;
         smooth.add(loss);
         bar.update(b->index + 1, smooth.value());
         BatchInfo info{epoch, b->index, nb, run_.plan.step, run_.plan.total, loss, opt().lr(0)};
@@ -312,6 +321,8 @@ class Learner {
       run_.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       bar.finish();
       if (loader_.epoch() == epoch) break;  // stopped mid-epoch
+      if (opts_.collective)  // rank 0's BatchNorm statistics (and other buffers) for evaluation
+        for (auto& [prefix, m] : named_modules()) broadcast_buffers(*opts_.collective, *m);
       EpochStats s = validate();
       s.epoch = epoch;
       s.train_loss = run_.loss_sum / static_cast<double>(std::max<std::int64_t>(run_.loss_count, 1));
@@ -322,7 +333,7 @@ class Learner {
         table.row({std::to_string(s.epoch), EpochTable::number(s.train_loss), cell(s.valid_loss), cell(s.accuracy),
                    format_time(s.seconds)});
       if (loader_.epoch() >= run_.plan.end_epoch) run_.plan.active = false;
-      if (!opts_.checkpoint.empty()) save_checkpoint(opts_.checkpoint);
+      if (!opts_.checkpoint.empty() && primary()) save_checkpoint(opts_.checkpoint);
       for (auto& cb : callbacks_)
         if (cb.on_epoch_end) cb.on_epoch_end(*this, s);
     }
@@ -340,6 +351,11 @@ class Learner {
     auto [loss, value] = objective_.train_loss(body_(x), y, opts_.label_smoothing, run_.plan.step, run_.plan.total, b);
     o.zero_grad();
     loss.backward();
+    step_rows_ = b.size();
+    if (averager_) {  // data parallel: the global batch's gradient, loss and rows
+      const GlobalBatch g = averager_->reduce(o.params(), b.size(), value);
+      value = g.loss, step_rows_ = g.rows;
+    }
     o.step();
     ++run_.plan.step;
     return value;
@@ -356,6 +372,8 @@ class Learner {
   std::vector<Callback<T, D>> callbacks_;
   RunState run_;  // the fit, the partial epoch, frozen and the history: what a checkpoint holds besides tensors
   bool stop_ = false;
+  std::optional<GradientAverager<T, D>> averager_;  // with opts_.collective
+  std::int64_t step_rows_ = 0;
 };
 
 namespace detail {

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "../core/collective.hpp"
 #include "../data/dataset.hpp"
 #include "../data/loader.hpp"
 #include "../nn/module.hpp"
@@ -68,6 +69,16 @@ struct LearnerOptions {
   // e.g. resnet_lr_scales() once a pretrained body is unfrozen. Each prefix
   // must match some parameter; the schedule scales every group alike.
   std::vector<LrScale> lr_scales = {};
+  // Set: data-parallel training (docs/distributed.md), this learner being rank
+  // collective->rank() of collective->size() (dml::distributed's
+  // MpiCommunicator; it must outlive the learner). batch_size is then per rank:
+  // each rank trains on its share of every global batch of batch_size x size()
+  // rows, each fit starts from rank 0's parameters and buffers, gradients are
+  // averaged before every step, Center Loss updates its centres from the
+  // gathered batch, buffers (BatchNorm statistics) are rank 0's before each
+  // validation, and only rank 0 prints and writes opts.checkpoint. Every rank
+  // makes the same calls (fit, validate, callbacks that stop).
+  Collective* collective = nullptr;
 };
 
 // What a batch-end callback sees.

@@ -1,0 +1,83 @@
+// dml/core/collective.hpp: Collective, what data-parallel training needs of a
+// group of processes (ranks): sum, broadcast and gather of plain arrays.
+//
+// It is an interface so that dml::dml stays free of MPI: the Learner, Center
+// Loss and BatchNorm talk to a Collective*, and dml::distributed implements one
+// over MPI (dml/distributed/mpi.hpp). Every call is collective: all ranks make
+// it, in the same order, with the same sizes (gather: the same `counts`).
+// Pointers are into the memory of the tensors being reduced (host memory for a
+// CPU communicator).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include "../config.hpp"
+
+namespace dml {
+
+enum class CommType { Float32, Float64, Int64 };
+
+template <class T>
+constexpr CommType comm_type() {
+  if constexpr (std::is_same_v<T, float>) return CommType::Float32;
+  else if constexpr (std::is_same_v<T, double>) return CommType::Float64;
+  else {
+    static_assert(std::is_same_v<T, std::int64_t>, "comm_type: float, double or int64_t");
+    return CommType::Int64;
+  }
+}
+
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  // This process's index in 0..size()-1, and the number of processes.
+  virtual int rank() const noexcept = 0;
+  virtual int size() const noexcept = 0;
+  // In place: data[0..n) becomes the elementwise sum over ranks.
+  virtual void all_reduce_sum(void* data, std::size_t n, CommType type) = 0;
+  // In place: data[0..n) becomes root's.
+  virtual void broadcast(void* data, std::size_t n, CommType type, int root) = 0;
+  // recv (sum of counts elements) receives counts[r] elements from rank r, in
+  // rank order; this rank sends send[0..counts[rank()]).
+  virtual void all_gather(const void* send, void* recv, std::span<const std::size_t> counts, CommType type) = 0;
+
+  template <class T>
+  void all_reduce_sum(std::span<T> v) {
+    all_reduce_sum(v.data(), v.size(), comm_type<T>());
+  }
+  template <class T>
+  void broadcast(std::span<T> v, int root = 0) {
+    broadcast(v.data(), v.size(), comm_type<T>(), root);
+  }
+  // Every rank's n (one int64 all-reduce): counts for all_gather.
+  std::vector<std::size_t> gather_counts(std::size_t n) {
+    std::vector<std::int64_t> c(static_cast<std::size_t>(size()), 0);
+    c[static_cast<std::size_t>(rank())] = static_cast<std::int64_t>(n);
+    all_reduce_sum(std::span<std::int64_t>(c));
+    return std::vector<std::size_t>(c.begin(), c.end());
+  }
+};
+
+// How a data-parallel group splits an epoch: this process is shard `rank` of
+// `world`. {0, 1} is a single process.
+struct Shard {
+  std::int64_t rank = 0, world = 1;
+  // Throws dml::Error unless 0 <= rank < world.
+  void validate(const char* who) const {
+    DML_CHECK(world >= 1 && rank >= 0 && rank < world, who, ": shard rank ", rank, " of world ", world,
+              " must satisfy 0 <= rank < world");
+  }
+  // Rows [begin, end) of a global batch of m rows that this shard takes: an
+  // even split in rank order (sizes differ by at most one; empty when m < world).
+  std::int64_t begin(std::int64_t m) const { return rank * m / world; }
+  std::int64_t end(std::int64_t m) const { return (rank + 1) * m / world; }
+};
+
+// The shard of a collective (a single process when null).
+inline Shard shard_of(const Collective* c) { return c ? Shard{c->rank(), c->size()} : Shard{}; }
+
+}  // namespace dml
