@@ -340,6 +340,7 @@ TEST_CASE("an image that fails to decode reaches next()'s caller as the dml::Err
     REQUIRE(b);
     CHECK(b->indices == std::vector<std::int64_t>{9});
   }
+}
 
 // ---- data-parallel shards (issue 18) ----------------------------------------------------
 
