@@ -25,10 +25,6 @@ concept Device = std::same_as<D, Cpu> || std::same_as<D, Cuda>;
 template <class D>
 struct Backend;
 
-// Memory<D> allocates, frees, fills and copies raw device memory.
-template <class D>
-struct Memory;
-
 // Element types a tensor may hold. Differentiable ops need a floating type.
 template <class T>
 concept Element = std::same_as<T, float> || std::same_as<T, double> ||
