@@ -53,16 +53,19 @@ struct ClusterReport {
 namespace detail {
 
 // Nearest centre of every row (ties: lower centre) and its squared distance,
-// by the kNN engine (k = 1 among the centres; centers is k x dim row-major).
-inline void kmeans_assign(const float* x, std::int64_t n, std::int64_t dim, const std::vector<float>& centers,
-                          std::int64_t k, std::vector<std::int64_t>& labels, std::vector<double>& d2) {
-  knn_visit(
-      x, n, centers.data(), k, dim, 1, Metric::L2, false,
+// by the kNN engine (k = 1 among the centres; centers is k x dim row-major;
+// xn holds the rows' squared norms, computed once per kmeans call).
+inline void kmeans_assign(const float* x, const std::vector<float>& xn, std::int64_t n, std::int64_t dim,
+                          const std::vector<float>& centers, std::int64_t k, std::vector<std::int64_t>& labels,
+                          std::vector<double>& d2) {
+  const std::vector<float> cn = squared_norms(centers.data(), k, dim, "kmeans centres");
+  knn_visit_normed(
+      x, xn.data(), n, centers.data(), cn.data(), k, dim, 1, Metric::L2, false,
       [&](std::int64_t q, const Neighbor* nb, int) {
         labels[q] = nb[0].index;
         d2[q] = nb[0].dist;
       },
-      "kmeans data", "kmeans centres", /*squared=*/true);
+      /*squared=*/true);
 }
 
 // Greedy k-means++ (as sklearn): each new centre is the best of 2 + ln(k)
@@ -271,13 +274,13 @@ inline KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t dim, con
   std::vector<double> d2(static_cast<std::size_t>(n));
   for (int init = 0; init < opt.n_init; ++init) {
     std::vector<float> centers = detail::kmeans_plus_plus(x, n, dim, xn, opt.k, rng);
-    detail::kmeans_assign(x, n, dim, centers, opt.k, labels, d2);
+    detail::kmeans_assign(x, xn, n, dim, centers, opt.k, labels, d2);
     int iter = 0;
     while (iter < opt.max_iter) {
       const double shift = detail::kmeans_update(x, n, dim, labels, d2, centers, opt.k);
       ++iter;
       previous = labels;
-      detail::kmeans_assign(x, n, dim, centers, opt.k, labels, d2);
+      detail::kmeans_assign(x, xn, n, dim, centers, opt.k, labels, d2);
       if (labels == previous || shift <= tol) break;
     }
     double inertia = 0.0;

@@ -26,6 +26,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../backend/cpu/dot_rows.hpp"
@@ -154,35 +155,15 @@ inline void squared_l2(const float* queries, std::int64_t nq, const float* refs,
       kChunk * nr * dim);
 }
 
-// Visits the k nearest references of every query: visit(query, sorted Neighbor*, k).
-// visit runs concurrently for different queries and must not throw. With
-// `squared`, L2 neighbours carry squared distances (no sqrt), as t-SNE wants.
+// knn_visit on rows whose norms the caller already has: qn and rn are the
+// squared norms of the query and reference rows (squared_norms) for L2, their
+// inverse norms for Cosine. k-means calls this once per Lloyd step with the
+// data's norms computed once. Arguments as knn_visit, checked there.
 template <class Visit>
-void knn_visit(const float* queries, std::int64_t nq, const float* refs, std::int64_t nr, std::int64_t dim, int k,
-               Metric metric, bool exclude_self, Visit&& visit, const char* qname = "queries",
-               const char* rname = "references", bool squared = false) {
-  check_matrix(queries, nq, dim, qname);
-  check_matrix(refs, nr, dim, rname);
-  DML_CHECK(k >= 1, "knn: k must be >= 1, got ", k);
-  const std::int64_t available = exclude_self ? nr - 1 : nr;
-  DML_CHECK(k <= available, "knn: k = ", k, " but only ", available, " references are available",
-            exclude_self ? " (exclude_self)" : "");
-  DML_CHECK(nr < (std::int64_t{1} << 32), "knn: at most 2^32 - 1 references per call, got ", nr);
+void knn_visit_normed(const float* queries, const float* qn, std::int64_t nq, const float* refs, const float* rn,
+                      std::int64_t nr, std::int64_t dim, int k, Metric metric, bool exclude_self, Visit&& visit,
+                      bool squared = false) {
   if (nq == 0) return;
-
-  std::vector<float> qn = squared_norms(queries, nq, dim, qname);
-  std::vector<float> rn = squared_norms(refs, nr, dim, rname);
-  if (metric == Metric::Cosine) {  // keep inverse norms instead
-    for (std::int64_t i = 0; i < nq; ++i) {
-      DML_CHECK(qn[i] > 0.0f, qname, " row ", i, " is a zero vector: cosine distance is undefined");
-      qn[i] = 1.0f / std::sqrt(qn[i]);
-    }
-    for (std::int64_t j = 0; j < nr; ++j) {
-      DML_CHECK(rn[j] > 0.0f, rname, " row ", j, " is a zero vector: cosine distance is undefined");
-      rn[j] = 1.0f / std::sqrt(rn[j]);
-    }
-  }
-
   const std::int64_t threads = cpu::max_threads();
   const std::int64_t room = k + std::max(k, 32);  // candidate buffer per query row
   const std::int64_t cap = std::min<std::int64_t>(kQueryBlock, std::max<std::int64_t>(16, kCandidateBudget / room));
@@ -191,27 +172,49 @@ void knn_visit(const float* queries, std::int64_t nq, const float* refs, std::in
   const std::int64_t nblocks = (nq + bq - 1) / bq;
   const bool take_sqrt = metric == Metric::L2 && !squared;
 
-  // One contiguous range of query blocks per thread, each with its own scratch.
-  // Each block's result depends on nothing but its rows (dot_rows rounds the
-  // same in every tile), so neither the thread count nor the split matters.
-  cpu::parallel_ranges(
+  // Query blocks go to threads one at a time as they come free (a busy host
+  // stalls threads unevenly); each thread keeps its own scratch. Each block's
+  // result depends on nothing but its rows (dot_rows rounds the same in every
+  // tile), so neither the thread count nor the schedule matters.
+  struct Scratch {
+    std::unique_ptr<float[]> tile;
+    cpu::DotRowsWorkspace ws;
+    std::vector<float> row;
+    std::unique_ptr<std::uint64_t[]> cand;
+    std::vector<Neighbor> sorted;
+    std::vector<std::int64_t> sizes;
+    std::vector<float> thresholds;
+    Scratch(std::int64_t bq, std::int64_t br, std::int64_t room, int k)
+        : tile(std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(bq * br))),
+          ws(br),
+          row(static_cast<std::size_t>(br)),
+          cand(std::make_unique_for_overwrite<std::uint64_t[]>(static_cast<std::size_t>(bq * room))),  // no memset
+          sorted(static_cast<std::size_t>(k)),
+          sizes(static_cast<std::size_t>(bq)),
+          thresholds(static_cast<std::size_t>(bq)) {}
+  };
+  const int team = static_cast<int>(std::min<std::int64_t>(threads, nblocks));
+  std::vector<std::unique_ptr<Scratch>> scratch(static_cast<std::size_t>(team));
+  cpu::parallel_dynamic(
       nblocks,
-      [&](std::int64_t b_lo, std::int64_t b_hi) {
-        auto tile = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(bq * br));
-        cpu::DotRowsWorkspace ws(br);
-        std::vector<float> row(static_cast<std::size_t>(br));
-        auto cand = std::make_unique_for_overwrite<std::uint64_t[]>(static_cast<std::size_t>(bq * room));  // no memset
-        std::vector<Neighbor> sorted(static_cast<std::size_t>(k));
-        std::vector<std::int64_t> sizes(static_cast<std::size_t>(bq));
-        std::vector<float> thresholds(static_cast<std::size_t>(bq));
-        for (std::int64_t b = b_lo; b < b_hi; ++b) {
+      [&](std::int64_t b, int thread) {
+        std::unique_ptr<Scratch>& mine = scratch[static_cast<std::size_t>(thread)];
+        if (!mine) mine = std::make_unique<Scratch>(bq, br, room, k);
+        auto& tile = mine->tile;
+        auto& ws = mine->ws;
+        auto& row = mine->row;
+        auto& cand = mine->cand;
+        auto& sorted = mine->sorted;
+        auto& sizes = mine->sizes;
+        auto& thresholds = mine->thresholds;
+        {
           const std::int64_t q0 = b * bq, m = std::min(bq, nq - q0);
           std::fill(sizes.begin(), sizes.end(), 0);
           std::fill(thresholds.begin(), thresholds.end(), std::numeric_limits<float>::infinity());
           for (std::int64_t r0 = 0; r0 < nr; r0 += br) {
             const std::int64_t c = std::min(br, nr - r0);
             cpu::dot_rows(queries + q0 * dim, m, refs + r0 * dim, c, dim, tile.get(), br, ws);
-            const float* rseg = rn.data() + r0;
+            const float* rseg = rn + r0;
             for (std::int64_t i = 0; i < m; ++i) {
               const float* dots = tile.get() + i * br;
               float* d = row.data();
@@ -263,9 +266,41 @@ void knn_visit(const float* queries, std::int64_t nq, const float* refs, std::in
           }
         }
       },
-      // Forks whenever there are two blocks: each is a GEMM of bq x nr x dim.
-      cpu::kParallelGrain);
+      1, team);
 }
+
+// Visits the k nearest references of every query: visit(query, sorted Neighbor*, k).
+// visit runs concurrently for different queries and must not throw. With
+// `squared`, L2 neighbours carry squared distances (no sqrt), as t-SNE wants.
+template <class Visit>
+void knn_visit(const float* queries, std::int64_t nq, const float* refs, std::int64_t nr, std::int64_t dim, int k,
+               Metric metric, bool exclude_self, Visit&& visit, const char* qname = "queries",
+               const char* rname = "references", bool squared = false) {
+  check_matrix(queries, nq, dim, qname);
+  check_matrix(refs, nr, dim, rname);
+  DML_CHECK(k >= 1, "knn: k must be >= 1, got ", k);
+  const std::int64_t available = exclude_self ? nr - 1 : nr;
+  DML_CHECK(k <= available, "knn: k = ", k, " but only ", available, " references are available",
+            exclude_self ? " (exclude_self)" : "");
+  DML_CHECK(nr < (std::int64_t{1} << 32), "knn: at most 2^32 - 1 references per call, got ", nr);
+  if (nq == 0) return;
+
+  std::vector<float> qn = squared_norms(queries, nq, dim, qname);
+  std::vector<float> rn = squared_norms(refs, nr, dim, rname);
+  if (metric == Metric::Cosine) {  // keep inverse norms instead
+    for (std::int64_t i = 0; i < nq; ++i) {
+      DML_CHECK(qn[i] > 0.0f, qname, " row ", i, " is a zero vector: cosine distance is undefined");
+      qn[i] = 1.0f / std::sqrt(qn[i]);
+    }
+    for (std::int64_t j = 0; j < nr; ++j) {
+      DML_CHECK(rn[j] > 0.0f, rname, " row ", j, " is a zero vector: cosine distance is undefined");
+      rn[j] = 1.0f / std::sqrt(rn[j]);
+    }
+  }
+  knn_visit_normed(queries, qn.data(), nq, refs, rn.data(), nr, dim, k, metric, exclude_self,
+                   std::forward<Visit>(visit), squared);
+}
+
 
 }  // namespace detail
 
