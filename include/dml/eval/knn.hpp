@@ -131,6 +131,21 @@ inline std::vector<float> squared_norms(const float* data, std::int64_t rows, st
   return out;
 }
 
+// The smallest of d[0, n), n >= 1, over 8 independent lanes: GCC vectorises
+// lanes, not a float min reduction (without -ffast-math).
+inline float chunk_min(const float* d, std::int64_t n) {
+  constexpr int kLanes = 8;
+  float lo[kLanes];
+  for (int l = 0; l < kLanes; ++l) lo[l] = std::numeric_limits<float>::infinity();
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lo[l] = d[j + l] < lo[l] ? d[j + l] : lo[l];
+  for (; j < n; ++j) lo[0] = d[j] < lo[0] ? d[j] : lo[0];
+  float m = lo[0];
+  for (int l = 1; l < kLanes; ++l) m = lo[l] < m ? lo[l] : m;
+  return m;
+}
+
 // Squared Euclidean distances of every query to every reference, nq x nr
 // row-major into out (qn, rn: the rows' squared norms): the same dot products
 // and formula as knn_visit's L2, for callers that need all of them (k-means++
@@ -236,9 +251,7 @@ void knn_visit_normed(const float* queries, const float* qn, std::int64_t nq, co
               const std::int64_t self = exclude_self ? q0 + i - r0 : -1;
               for (std::int64_t j0 = 0; j0 < c; j0 += kScanChunk) {
                 const std::int64_t j1 = std::min(c, j0 + kScanChunk);
-                float lowest = d[j0];
-                for (std::int64_t j = j0 + 1; j < j1; ++j) lowest = std::min(lowest, d[j]);
-                if (lowest >= thr) continue;
+                if (chunk_min(d + j0, j1 - j0) >= thr) continue;
                 for (std::int64_t j = j0; j < j1; ++j) {
                   buf[size] = pack_key(d[j], r0 + j);
                   size += (d[j] < thr) & (j != self);

@@ -63,3 +63,16 @@ TEST_CASE("dot_rows gives equal rows bit-identical dot products wherever they si
     for (std::int64_t j = 0; j < n; ++j) CHECK(one[j] == c[i * n + j]);
   }
 }
+
+TEST_CASE("dot_rows rounds one panel of B (A read in place) as it rounds several (A packed)") {
+  using dml::cpu::DotRowsWorkspace, dml::cpu::dot_rows;
+  namespace d = dml::cpu::detail;
+  const std::int64_t m = d::kDotMc + 11, few = 5, many = d::kDotNr + 7, k = d::kDotKc + 30;
+  const auto a = ramp(m, k, 5), b = ramp(many, k, 6);  // the first `few` rows of b are the small B
+  std::vector<float> c_few(static_cast<std::size_t>(m * few)), c_many(static_cast<std::size_t>(m * many));
+  DotRowsWorkspace ws(many);
+  dot_rows(a.data(), m, b.data(), few, k, c_few.data(), few, ws);
+  dot_rows(a.data(), m, b.data(), many, k, c_many.data(), many, ws);
+  for (std::int64_t i = 0; i < m; ++i)
+    for (std::int64_t j = 0; j < few; ++j) CHECK(c_few[i * few + j] == c_many[i * many + j]);
+}

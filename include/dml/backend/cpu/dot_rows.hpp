@@ -45,15 +45,22 @@ inline void pack_panels(const float* x, std::int64_t ld, std::int64_t rows, std:
   }
 }
 
-// C[h x w] (+)= Ap (kc x kMr) * Bp (kc x kNr), h <= kMr, w <= kNr.
-inline void dot_micro_kernel(const float* __restrict ap, const DotVec* __restrict bp, std::int64_t kc, float* c,
-                             std::int64_t ldc, std::int64_t h, std::int64_t w, bool accumulate) {
+// C[h x w] (+)= A (h x kc) * Bp (kc x kNr), h <= kMr, w <= kNr. A is packed
+// (ap, kc x kMr k-major, lda unused) or, when kPackedA is false, read in place
+// (rows ap + i * lda; rows past h repeat row h - 1, whose results are dropped).
+// Both read the same values in the same order: the same FMA chains.
+template <bool kPackedA>
+inline void dot_micro_kernel(const float* __restrict ap, std::int64_t lda, const DotVec* __restrict bp,
+                             std::int64_t kc, float* c, std::int64_t ldc, std::int64_t h, std::int64_t w,
+                             bool accumulate) {
   DotVec acc0[kDotMr], acc1[kDotMr];
   for (int i = 0; i < kDotMr; ++i) acc0[i] = DotVec{}, acc1[i] = DotVec{};
+  const float* rows[kDotMr];
+  for (int i = 0; i < kDotMr; ++i) rows[i] = ap + std::min<std::int64_t>(i, h - 1) * lda;
   for (std::int64_t kk = 0; kk < kc; ++kk) {
     const DotVec b0 = bp[2 * kk], b1 = bp[2 * kk + 1];
     for (int i = 0; i < kDotMr; ++i) {
-      const float a = ap[kk * kDotMr + i];
+      const float a = kPackedA ? ap[kk * kDotMr + i] : rows[i][kk];
       acc0[i] += a * b0;
       acc1[i] += a * b1;
     }
@@ -101,6 +108,15 @@ inline void dot_rows(const float* a, std::int64_t m, const float* b, std::int64_
   for (std::int64_t p0 = 0; p0 < k; p0 += kDotKc) {
     const std::int64_t kc = std::min(kDotKc, k - p0);
     pack_panels(b, k, n, p0, kc, kDotNr, bpack);
+    if (panels == 1) {
+      // One panel of B (n <= kDotNr: k-means' centres): each row of A is used
+      // once, so packing it would cost as much as the products. Read it in place.
+      const DotVec* bp = reinterpret_cast<const DotVec*>(bpack);
+      for (std::int64_t i = 0; i < m; i += kDotMr)
+        dot_micro_kernel<false>(a + i * k + p0, k, bp, kc, c + i * ldc, ldc, std::min<std::int64_t>(kDotMr, m - i), n,
+                                p0 > 0);
+      continue;
+    }
     for (std::int64_t i0 = 0; i0 < m; i0 += kDotMc) {
       const std::int64_t mc = std::min(kDotMc, m - i0);
       pack_panels(a + i0 * k, k, mc, p0, kc, kDotMr, apack);
@@ -108,8 +124,8 @@ inline void dot_rows(const float* a, std::int64_t m, const float* b, std::int64_
         const DotVec* bp = reinterpret_cast<const DotVec*>(bpack + jp * kc * kDotNr);
         const std::int64_t w = std::min<std::int64_t>(kDotNr, n - jp * kDotNr);
         for (std::int64_t ip = 0; ip * kDotMr < mc; ++ip)
-          dot_micro_kernel(apack + ip * kc * kDotMr, bp, kc, c + (i0 + ip * kDotMr) * ldc + jp * kDotNr, ldc,
-                           std::min<std::int64_t>(kDotMr, mc - ip * kDotMr), w, p0 > 0);
+          dot_micro_kernel<true>(apack + ip * kc * kDotMr, 0, bp, kc, c + (i0 + ip * kDotMr) * ldc + jp * kDotNr,
+                                 ldc, std::min<std::int64_t>(kDotMr, mc - ip * kDotMr), w, p0 > 0);
       }
     }
   }
