@@ -170,6 +170,25 @@ inline void squared_l2(const float* queries, std::int64_t nq, const float* refs,
       kChunk * nr * dim);
 }
 
+// One thread's scratch for knn_visit_normed.
+struct KnnScratch {
+  std::unique_ptr<float[]> tile;
+  cpu::DotRowsWorkspace ws;
+  std::vector<float> row;
+  std::unique_ptr<std::uint64_t[]> cand;
+  std::vector<Neighbor> sorted;
+  std::vector<std::int64_t> sizes;
+  std::vector<float> thresholds;
+  KnnScratch(std::int64_t bq, std::int64_t br, std::int64_t room, int k)
+      : tile(std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(bq * br))),
+        ws(br),
+        row(static_cast<std::size_t>(br)),
+        cand(std::make_unique_for_overwrite<std::uint64_t[]>(static_cast<std::size_t>(bq * room))),  // no memset
+        sorted(static_cast<std::size_t>(k)),
+        sizes(static_cast<std::size_t>(bq)),
+        thresholds(static_cast<std::size_t>(bq)) {}
+};
+
 // knn_visit on rows whose norms the caller already has: qn and rn are the
 // squared norms of the query and reference rows (squared_norms) for L2, their
 // inverse norms for Cosine. k-means calls this once per Lloyd step with the
@@ -191,30 +210,14 @@ void knn_visit_normed(const float* queries, const float* qn, std::int64_t nq, co
   // stalls threads unevenly); each thread keeps its own scratch. Each block's
   // result depends on nothing but its rows (dot_rows rounds the same in every
   // tile), so neither the thread count nor the schedule matters.
-  struct Scratch {
-    std::unique_ptr<float[]> tile;
-    cpu::DotRowsWorkspace ws;
-    std::vector<float> row;
-    std::unique_ptr<std::uint64_t[]> cand;
-    std::vector<Neighbor> sorted;
-    std::vector<std::int64_t> sizes;
-    std::vector<float> thresholds;
-    Scratch(std::int64_t bq, std::int64_t br, std::int64_t room, int k)
-        : tile(std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(bq * br))),
-          ws(br),
-          row(static_cast<std::size_t>(br)),
-          cand(std::make_unique_for_overwrite<std::uint64_t[]>(static_cast<std::size_t>(bq * room))),  // no memset
-          sorted(static_cast<std::size_t>(k)),
-          sizes(static_cast<std::size_t>(bq)),
-          thresholds(static_cast<std::size_t>(bq)) {}
-  };
   const int team = static_cast<int>(std::min<std::int64_t>(threads, nblocks));
-  std::vector<std::unique_ptr<Scratch>> scratch(static_cast<std::size_t>(team));
+  // An array, not a vector: nvcc rejects a vector of these when a .cu file includes this header.
+  auto scratch = std::make_unique<std::unique_ptr<KnnScratch>[]>(static_cast<std::size_t>(team));
   cpu::parallel_dynamic(
       nblocks,
       [&](std::int64_t b, int thread) {
-        std::unique_ptr<Scratch>& mine = scratch[static_cast<std::size_t>(thread)];
-        if (!mine) mine = std::make_unique<Scratch>(bq, br, room, k);
+        std::unique_ptr<KnnScratch>& mine = scratch[static_cast<std::size_t>(thread)];
+        if (!mine) mine = std::make_unique<KnnScratch>(bq, br, room, k);
         auto& tile = mine->tile;
         auto& ws = mine->ws;
         auto& row = mine->row;
