@@ -26,7 +26,6 @@
 #include <utility>
 #include <vector>
 
-#include "../backend/cpu/parallel.hpp"
 #include "../config.hpp"
 #include "../core/random.hpp"
 #include "../core/tensor.hpp"
@@ -34,6 +33,9 @@
 #include "sampler.hpp"
 #include "transforms.hpp"
 
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
 
 namespace dml::data {
 
@@ -128,7 +130,7 @@ inline Batch assemble_batch(const Dataset& ds, std::span<const std::int64_t> ind
   };
 #if defined(_OPENMP)
   if (threads != 1 && n > 1 && !plain) {
-    const int team = threads > 0 ? threads : cpu::max_threads();
+    const int team = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel for num_threads(team) schedule(static)
     for (std::int64_t k = 0; k < n; ++k) {
       try {
