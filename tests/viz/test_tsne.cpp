@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <Eigen/Dense>  // the reference SVD; dml itself keeps Eigen in backend/cpu
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -286,10 +287,17 @@ TEST_CASE("tsne: affinities use the exact neighbours, reach the perplexity and a
 }
 
 TEST_CASE("tsne: the kNN GEMM rounds the same for every thread count") {
-  // Large enough for Eigen to parallelise a product that is not shielded.
+  // Large enough that the distance engine splits the work across threads.
   const Blobs b = make_blobs(3, 200, 512, 0.3, 19);
   const auto g1 = dml::viz::detail::exact_knn(b.x.data(), b.n, b.dim, 20, 1);
+#ifdef _OPENMP
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(before > 1 ? 1 : 2);  // the engine runs on all OpenMP threads
   const auto g2 = dml::viz::detail::exact_knn(b.x.data(), b.n, b.dim, 20, 2);
+  omp_set_num_threads(before);
+#else
+  const auto g2 = dml::viz::detail::exact_knn(b.x.data(), b.n, b.dim, 20, 2);
+#endif
   CHECK(g1.index == g2.index);
   CHECK(g1.dist2 == g2.dist2);
 }
@@ -310,7 +318,10 @@ TEST_CASE("tsne: PCA start spans the leading principal components") {
       const double a = 10 * rng.normal(), c = 5 * rng.normal();
       for (int j = 0; j < dim; ++j) x[i * dim + j] = static_cast<float>(3.0 + a * u[j] + c * v[j] + 0.3 * rng.normal());
     }
-    const Eigen::MatrixXd s = dml::viz::detail::pca_scores(x.data(), n, dim, 0, 2);
+    const dml::viz::detail::DenseMatrix scores = dml::viz::detail::pca_scores(x.data(), n, dim, 0, 2);
+    REQUIRE(scores.rows == n);
+    REQUIRE(scores.cols == 2);
+    const Eigen::Map<const Eigen::MatrixXd> s(scores.data(), n, 2);
     Eigen::MatrixXd xc =
         Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(x.data(), n, dim)
             .cast<double>();

@@ -19,13 +19,11 @@ template <class D>
 concept Device = std::same_as<D, Cpu> || std::same_as<D, Cuda>;
 
 // Backend<D> is a struct of static kernels over raw pointers, specialised in
-// backend/cpu/ and backend/cuda/ with the same names on both.
+// backend/cpu/ and backend/cuda/ with the same names on both. core/ names only
+// two of them, through dependent calls, and includes no backend header:
+// fill(out, n, value) and add(a, b, out, n) (out = a + b, the gradient sum).
 template <class D>
 struct Backend;
-
-// Memory<D> allocates, frees, fills and copies raw device memory.
-template <class D>
-struct Memory;
 
 // Element types a tensor may hold. Differentiable ops need a floating type.
 template <class T>

@@ -1,7 +1,15 @@
-// dml/core/storage.hpp: owning, device-tagged buffers.
+// dml/core/storage.hpp: the device allocators' contract (Memory<D>), the host
+// one (Memory<Cpu>) and owning, device-tagged buffers (Storage<T, D>).
+//
+// Both allocators implement the same static interface, checked by the
+// DeviceMemory concept: Memory<Cpu> here, because every tensor of every device
+// reaches the host through it (to_vector, from_vector, item) and it needs
+// nothing but the C++ library; Memory<Cuda> in backend/cuda/memory.cuh, with
+// the caching device allocator, so that core/ never sees CUDA.
 #pragma once
 
 #include <bit>
+#include <concepts>
 #include <cstddef>
 #include <cstring>
 #include <mutex>
@@ -13,6 +21,26 @@
 #include "device.hpp"
 
 namespace dml {
+
+// Memory<D> allocates, frees, zeroes and copies raw memory of device D:
+// specialised for Cpu below and for Cuda in backend/cuda/memory.cuh.
+template <class D>
+struct Memory;
+
+// What Storage and Tensor call on Memory<D>: allocate(bytes) (nullptr for 0,
+// throws dml::Error on failure), deallocate(p, bytes) (noexcept), zero(p,
+// bytes), copy(dst, src, bytes) within the device, to_host / from_host (return
+// once the copy is complete), and the alignment of what allocate returns.
+template <class M>
+concept DeviceMemory = requires(void* p, const void* q, std::size_t n) {
+  { M::allocate(n) } -> std::same_as<void*>;
+  M::deallocate(p, n);
+  M::zero(p, n);
+  M::copy(p, q, n);
+  M::to_host(p, q, n);
+  M::from_host(p, q, n);
+  { M::kAlignment } -> std::convertible_to<std::size_t>;
+};
 
 namespace detail {
 
@@ -142,6 +170,8 @@ struct Memory<Cpu> {
   static void to_host(void* dst, const void* src, std::size_t bytes) noexcept { copy(dst, src, bytes); }
   static void from_host(void* dst, const void* src, std::size_t bytes) noexcept { copy(dst, src, bytes); }
 };
+
+static_assert(DeviceMemory<Memory<Cpu>>);
 
 // Storage owns `size` elements of T on device D. Not copyable; tensors share it
 // through shared_ptr, which is how views (reshape, detach) alias memory.

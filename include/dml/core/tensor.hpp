@@ -13,7 +13,6 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../backend/functors.hpp"
 #include "../config.hpp"
 #include "autograd.hpp"
 #include "device.hpp"
@@ -371,7 +370,7 @@ void record(Tensor<T, D>& out, const char* name, std::initializer_list<const Ten
 template <class T, class D>
 Tensor<T, D> add_raw(const Tensor<T, D>& a, const Tensor<T, D>& b) {
   Tensor<T, D> out = Tensor<T, D>::empty(a.shape());
-  Backend<D>::zip(fn::Add{}, a.data(), b.data(), out.data(), a.numel());
+  Backend<D>::add(a.data(), b.data(), out.data(), a.numel());
   return out;
 }
 
@@ -403,8 +402,7 @@ void Tensor<T, D>::backward(const Tensor& grad_output) const {
     DML_CHECK(root.requires_grad, "backward: tensor does not require grad and has no graph");
     Tensor self = *this;
     if (!root.grad) self.impl_->grad = grad_output.clone().impl_;
-    else Backend<D>::zip(fn::Add{}, root.grad->storage->data(), grad_output.data(), root.grad->storage->data(),
-                         numel());
+    else Backend<D>::add(root.grad->storage->data(), grad_output.data(), root.grad->storage->data(), numel());
     return;
   }
 
@@ -469,8 +467,7 @@ void Tensor<T, D>::backward(const Tensor& grad_output) const {
         DML_CHECK(gi.shape() == leaf.shape, "backward: op '", node.name, "' produced a gradient of shape ",
                   gi.shape().str(), " for an input of shape ", leaf.shape.str());
         if (!leaf.grad) leaf.grad = gi.clone().impl_;
-        else Backend<D>::zip(fn::Add{}, leaf.grad->storage->data(), gi.data(), leaf.grad->storage->data(),
-                             gi.numel());
+        else Backend<D>::add(leaf.grad->storage->data(), gi.data(), leaf.grad->storage->data(), gi.numel());
       }
     }
     node.release();

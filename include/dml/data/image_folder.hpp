@@ -29,10 +29,7 @@
 #include <utility>
 #include <vector>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
+#include "../backend/cpu/parallel.hpp"
 #include "../config.hpp"
 #include "../core/random.hpp"
 #include "dataset.hpp"
@@ -239,7 +236,7 @@ inline ImageSet decode_folder_files(std::vector<std::filesystem::path>& files, s
   const auto n = static_cast<std::int64_t>(files.size());
   std::vector<FolderImage> decoded(files.size());
 #if defined(_OPENMP)
-  const int team = o.threads > 0 ? o.threads : omp_get_max_threads();
+  const int team = o.threads > 0 ? o.threads : cpu::max_threads();
 #pragma omp parallel for num_threads(team) schedule(dynamic, 16)
 #endif
   for (std::int64_t i = 0; i < n; ++i)

@@ -22,8 +22,7 @@
 #include <utility>
 #include <vector>
 
-#include <Eigen/Core>
-
+#include "../backend/cpu/parallel.hpp"
 #include "../config.hpp"
 #include "host_matrix.hpp"
 #include "knn.hpp"
@@ -53,77 +52,62 @@ struct ClusterReport {
 
 namespace detail {
 
-inline constexpr std::int64_t kKMeansChunk = 1024;
-inline constexpr std::int64_t kDirectCentres = 32;
-
-// Nearest centre of every row (ties: lower centre) and its squared distance.
-// Few centres: direct dot products (one pass over x); many: GEMM per chunk.
-inline void kmeans_assign(const ConstRowMap& x, const std::vector<float>& xn, const RowMatrix& centers,
-                          std::vector<std::int64_t>& labels, std::vector<double>& d2) {
-  const std::int64_t n = x.rows(), k = centers.rows();
-  const Eigen::VectorXf cn = centers.rowwise().squaredNorm();
-  const std::int64_t chunks = (n + kKMeansChunk - 1) / kKMeansChunk;
-DML_EVAL_OMP(omp parallel for schedule(static))
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    const std::int64_t i0 = c * kKMeansChunk, m = std::min(kKMeansChunk, n - i0);
-    RowMatrix dots;
-    if (k > kDirectCentres) dots.noalias() = x.middleRows(i0, m) * centers.transpose();
-    for (std::int64_t i = 0; i < m; ++i) {
-      std::int64_t best = 0;
-      float best_d = std::numeric_limits<float>::infinity();
-      for (std::int64_t j = 0; j < k; ++j) {
-        const float dot = k > kDirectCentres ? dots(i, j) : x.row(i0 + i).dot(centers.row(j));
-        const float d = std::max(0.0f, xn[i0 + i] + cn[j] - 2.0f * dot);
-        if (d < best_d) best_d = d, best = j;
-      }
-      labels[i0 + i] = best;
-      d2[i0 + i] = best_d;
-    }
-  }
+// Nearest centre of every row (ties: lower centre) and its squared distance,
+// by the kNN engine (k = 1 among the centres; centers is k x dim row-major;
+// xn holds the rows' squared norms, computed once per kmeans call).
+inline void kmeans_assign(const float* x, const std::vector<float>& xn, std::int64_t n, std::int64_t dim,
+                          const std::vector<float>& centers, std::int64_t k, std::vector<std::int64_t>& labels,
+                          std::vector<double>& d2) {
+  const std::vector<float> cn = squared_norms(centers.data(), k, dim, "kmeans centres");
+  knn_visit_normed(
+      x, xn.data(), n, centers.data(), cn.data(), k, dim, 1, Metric::L2, false,
+      [&](std::int64_t q, const Neighbor* nb, int) {
+        labels[q] = nb[0].index;
+        d2[q] = nb[0].dist;
+      },
+      /*squared=*/true);
 }
 
 // Greedy k-means++ (as sklearn): each new centre is the best of 2 + ln(k)
-// candidates drawn with probability proportional to D(x)^2.
-inline RowMatrix kmeans_plus_plus(const ConstRowMap& x, const std::vector<float>& xn, int k, SplitMix64& rng) {
-  const std::int64_t n = x.rows(), dim = x.cols();
+// candidates drawn with probability proportional to D(x)^2. Returns k x dim.
+inline std::vector<float> kmeans_plus_plus(const float* x, std::int64_t n, std::int64_t dim,
+                                           const std::vector<float>& xn, int k, SplitMix64& rng) {
   const int trials = 2 + static_cast<int>(std::log(static_cast<double>(k)));
-  RowMatrix centers(k, dim);
-  // Squared distances of every row to a few candidates, one pass over x
-  // (a GEMM would spend its time packing x for so few columns).
-  auto dist_to = [&](const RowMatrix& cand, Eigen::MatrixXd& out) {  // n x cand.rows()
-    const Eigen::VectorXf cn = cand.rowwise().squaredNorm();
-    const std::int64_t m = cand.rows();
-    out.resize(n, m);
-DML_EVAL_OMP(omp parallel for schedule(static))
-    for (std::int64_t i = 0; i < n; ++i)
-      for (std::int64_t t = 0; t < m; ++t)
-        out(i, t) = std::max(0.0f, xn[i] + cn[t] - 2.0f * x.row(i).dot(cand.row(t)));
+  const auto row = [&](std::int64_t i) { return x + i * dim; };
+  std::vector<float> centers(static_cast<std::size_t>(k * dim));
+  // Squared distances of every row to a few candidates (n x m, row-major).
+  std::vector<float> d;
+  auto dist_to = [&](const float* cand, std::int64_t m) {
+    const std::vector<float> cn = squared_norms(cand, m, dim, "kmeans centres");
+    d.resize(static_cast<std::size_t>(n * m));
+    squared_l2(x, n, cand, m, dim, xn.data(), cn.data(), d.data());
   };
   std::int64_t first = static_cast<std::int64_t>(rng.below(static_cast<std::uint64_t>(n)));
-  centers.row(0) = x.row(first);
-  Eigen::MatrixXd d;
-  dist_to(centers.topRows(1), d);
-  Eigen::VectorXd closest = d.col(0);
-  double pot = closest.sum();
+  std::copy(row(first), row(first) + dim, centers.begin());
+  dist_to(centers.data(), 1);
+  std::vector<double> closest(d.begin(), d.end());
+  double pot = 0.0;
+  for (double v : closest) pot += v;
   std::vector<double> cumsum(static_cast<std::size_t>(n));
+  std::vector<float> cand(static_cast<std::size_t>(trials * dim));
   for (int c = 1; c < k; ++c) {
-    std::partial_sum(closest.data(), closest.data() + n, cumsum.begin());
-    RowMatrix cand(trials, dim);
+    std::partial_sum(closest.begin(), closest.end(), cumsum.begin());
     for (int t = 0; t < trials; ++t) {
       const double r = rng.uniform() * pot;
       auto it = std::lower_bound(cumsum.begin(), cumsum.end(), r);
       std::int64_t id = std::min<std::int64_t>(it - cumsum.begin(), n - 1);
-      cand.row(t) = x.row(id);
+      std::copy(row(id), row(id) + dim, cand.begin() + t * dim);
     }
-    dist_to(cand, d);
+    dist_to(cand.data(), trials);
     int best = 0;
     double best_pot = std::numeric_limits<double>::infinity();
     for (int t = 0; t < trials; ++t) {
-      double p = closest.cwiseMin(d.col(t)).sum();
+      double p = 0.0;
+      for (std::int64_t i = 0; i < n; ++i) p += std::min<double>(closest[i], d[i * trials + t]);
       if (p < best_pot) best_pot = p, best = t;
     }
-    centers.row(c) = cand.row(best);
-    closest = closest.cwiseMin(d.col(best));
+    std::copy(cand.begin() + best * dim, cand.begin() + (best + 1) * dim, centers.begin() + c * dim);
+    for (std::int64_t i = 0; i < n; ++i) closest[i] = std::min<double>(closest[i], d[i * trials + best]);
     pot = best_pot;
   }
   return centers;
@@ -131,42 +115,48 @@ DML_EVAL_OMP(omp parallel for schedule(static))
 
 // Means of the assigned rows (double sums, parallel over feature slices so
 // the result does not depend on the thread count). Empty clusters move to the
-// rows farthest from their centres.
-inline double kmeans_update(const ConstRowMap& x, const std::vector<std::int64_t>& labels,
-                            const std::vector<double>& d2, RowMatrix& centers) {
-  const std::int64_t n = x.rows(), dim = x.cols(), k = centers.rows();
-  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> sums =
-      Eigen::MatrixXd::Zero(k, dim);
+// rows farthest from their centres. Returns the squared shift of the centres.
+inline double kmeans_update(const float* x, std::int64_t n, std::int64_t dim, const std::vector<std::int64_t>& labels,
+                            const std::vector<double>& d2, std::vector<float>& centers, std::int64_t k) {
+  std::vector<double> sums(static_cast<std::size_t>(k * dim), 0.0);
   std::vector<std::int64_t> count(static_cast<std::size_t>(k), 0);
   for (std::int64_t i = 0; i < n; ++i) ++count[labels[i]];
   // Each (cluster, feature) sum runs over rows in order whatever thread owns the slice.
-  const std::int64_t slices = std::min<std::int64_t>(dim, max_threads()), width = (dim + slices - 1) / slices;
-DML_EVAL_OMP(omp parallel for schedule(static))
-  for (std::int64_t s = 0; s < slices; ++s) {
-    const std::int64_t d0 = s * width, d1 = std::min(dim, d0 + width);
-    for (std::int64_t i = 0; i < n; ++i) {
-      double* dst = sums.data() + labels[i] * dim;
-      const float* src = x.data() + i * dim;
-      for (std::int64_t t = d0; t < d1; ++t) dst[t] += src[t];
-    }
-  }
+  const std::int64_t slices = std::min<std::int64_t>(dim, cpu::max_threads()), width = (dim + slices - 1) / slices;
+  cpu::parallel_for(
+      slices,
+      [&](std::int64_t s) {
+        const std::int64_t d0 = s * width, d1 = std::min(dim, d0 + width);
+        for (std::int64_t i = 0; i < n; ++i) {
+          double* dst = sums.data() + labels[i] * dim;
+          const float* src = x + i * dim;
+          for (std::int64_t t = d0; t < d1; ++t) dst[t] += src[t];
+        }
+      },
+      n * width);
   std::vector<std::int64_t> far;  // rows by decreasing distance, for empty clusters
   std::int64_t used = 0;
   double shift = 0.0;
+  std::vector<float> next(static_cast<std::size_t>(dim));
   for (std::int64_t c = 0; c < k; ++c) {
-    Eigen::RowVectorXf next(dim);
     if (count[c] > 0) {
-      next = (sums.row(c) / static_cast<double>(count[c])).cast<float>();
+      for (std::int64_t t = 0; t < dim; ++t)
+        next[t] = static_cast<float>(sums[c * dim + t] / static_cast<double>(count[c]));
     } else {
       if (far.empty()) {
         far.resize(static_cast<std::size_t>(n));
         std::iota(far.begin(), far.end(), std::int64_t{0});
         std::stable_sort(far.begin(), far.end(), [&](std::int64_t a, std::int64_t b) { return d2[a] > d2[b]; });
       }
-      next = x.row(far[std::min<std::int64_t>(used++, n - 1)]);
+      const float* src = x + far[std::min<std::int64_t>(used++, n - 1)] * dim;
+      std::copy(src, src + dim, next.begin());
     }
-    shift += (next - centers.row(c)).cast<double>().squaredNorm();
-    centers.row(c) = next;
+    float* centre = centers.data() + c * dim;
+    for (std::int64_t t = 0; t < dim; ++t) {
+      const double step = static_cast<double>(next[t] - centre[t]);
+      shift += step * step;
+    }
+    std::copy(next.begin(), next.end(), centre);
   }
   return shift;
 }
@@ -266,7 +256,6 @@ inline KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t dim, con
   DML_CHECK(n >= opt.k, "kmeans: ", n, " rows cannot form k = ", opt.k, " clusters");
   DML_CHECK(opt.n_init >= 1 && opt.max_iter >= 1, "kmeans: n_init and max_iter must be >= 1");
   const std::vector<float> xn = detail::squared_norms(x, n, dim, "kmeans data");
-  detail::ConstRowMap xm(x, n, dim);
   std::vector<double> sum(static_cast<std::size_t>(dim), 0.0), sq(static_cast<std::size_t>(dim), 0.0);
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t t = 0; t < dim; ++t) {
@@ -284,14 +273,14 @@ inline KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t dim, con
   std::vector<std::int64_t> labels(static_cast<std::size_t>(n)), previous;
   std::vector<double> d2(static_cast<std::size_t>(n));
   for (int init = 0; init < opt.n_init; ++init) {
-    detail::RowMatrix centers = detail::kmeans_plus_plus(xm, xn, opt.k, rng);
-    detail::kmeans_assign(xm, xn, centers, labels, d2);
+    std::vector<float> centers = detail::kmeans_plus_plus(x, n, dim, xn, opt.k, rng);
+    detail::kmeans_assign(x, xn, n, dim, centers, opt.k, labels, d2);
     int iter = 0;
     while (iter < opt.max_iter) {
-      const double shift = detail::kmeans_update(xm, labels, d2, centers);
+      const double shift = detail::kmeans_update(x, n, dim, labels, d2, centers, opt.k);
       ++iter;
       previous = labels;
-      detail::kmeans_assign(xm, xn, centers, labels, d2);
+      detail::kmeans_assign(x, xn, n, dim, centers, opt.k, labels, d2);
       if (labels == previous || shift <= tol) break;
     }
     double inertia = 0.0;
@@ -300,7 +289,7 @@ inline KMeansResult kmeans(const float* x, std::int64_t n, std::int64_t dim, con
       best.inertia = inertia;
       best.iterations = iter;
       best.labels = labels;
-      best.centers.assign(centers.data(), centers.data() + centers.size());
+      best.centers = std::move(centers);
     }
   }
   return best;

@@ -1,11 +1,14 @@
-// dml/eval/knn.hpp: exact k-nearest neighbours by blocked GEMM (cosine or L2).
+// dml/eval/knn.hpp: exact k-nearest neighbours by blocked GEMM (cosine or L2),
+// the one distance engine of eval and viz: k-means (eval/cluster.hpp), the
+// anomaly scores and t-SNE's neighbour graph run detail::knn_visit too.
 //
 // Queries are split into blocks of up to kQueryBlock rows and references into
 // blocks of up to kRefBlock rows. Each (query block x reference block) tile of
-// dot products is one packed GEMM (detail::gemm_nt); every query row keeps a
+// dot products is one call of the host backend's distance GEMM
+// (cpu::dot_rows, backend/cpu/dot_rows.hpp); every query row keeps a
 // buffer of at most 2k candidate (distance, index) pairs, cut back to its k
 // best by nth_element whenever it fills, so memory is O(block area + block *
-// k), never O(nq * nr). Query blocks run in parallel under OpenMP.
+// k), never O(nq * nr). Query blocks run in parallel (cpu::parallel_ranges).
 //
 // Distances: Cosine = 1 - cos(q, r) (clamped at 0); L2 = Euclidean (not
 // squared), computed as sqrt(max(0, |q|^2 + |r|^2 - 2 q.r)); neighbours are selected on
@@ -23,21 +26,11 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include <Eigen/Core>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-// DML_EVAL_OMP(omp ...) emits the OpenMP pragma only when OpenMP is enabled,
-// so builds without -fopenmp stay free of -Wunknown-pragmas noise.
-#ifdef _OPENMP
-#define DML_EVAL_OMP(directive) _Pragma(#directive)
-#else
-#define DML_EVAL_OMP(directive)
-#endif
-
+#include "../backend/cpu/dot_rows.hpp"
+#include "../backend/cpu/parallel.hpp"
 #include "../config.hpp"
 
 namespace dml::eval {
@@ -69,9 +62,6 @@ inline constexpr std::int64_t kQueryBlock = 1024;
 inline constexpr std::int64_t kRefBlock = 4096;
 inline constexpr std::int64_t kCandidateBudget = std::int64_t{1} << 21;  // buffered candidates per thread
 inline constexpr std::int64_t kScanChunk = 128;
-
-using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using ConstRowMap = Eigen::Map<const RowMatrix>;
 
 // One neighbour as handed to knn_visit's callback.
 struct Neighbor {
@@ -111,131 +101,197 @@ inline std::uint64_t pack_key(float dist, std::int64_t index) {
 }
 inline float key_dist(std::uint64_t key) { return std::bit_cast<float>(static_cast<std::uint32_t>(key >> 32)); }
 
-// Dot products of rows: C (m x n, row stride ldc) = A (m x K) * B (n x K)^T,
-// A and B row-major. A packed register-blocked kernel (Goto/BLIS layout) written
-// with GCC vector extensions: kMr x 2 vectors of accumulators, K in slices of
-// kKc, A in blocks of kMc rows. Faster than Eigen's general GEMM for this
-// shape, and every C entry is one FMA chain over k in order, so equal rows give
-// bit-identical dot products wherever they sit in the tile.
-#if defined(__AVX512F__)
-inline constexpr int kLanes = 16, kMr = 12;  // 24 of 32 zmm registers hold C
-#elif defined(__AVX__)
-inline constexpr int kLanes = 8, kMr = 6;    // 12 of 16 ymm registers
-#else
-inline constexpr int kLanes = 4, kMr = 6;    // 12 of 16 xmm registers
-#endif
-inline constexpr int kNr = 2 * kLanes;
-inline constexpr std::int64_t kKc = 256, kMc = 120;
-typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
-typedef float VecU __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float))));
-
-// Scratch for gemm_nt: packed B (n_max x kKc) and packed A (kMc x kKc).
-struct GemmWorkspace {
-  std::unique_ptr<Vec[]> b, a;
-  explicit GemmWorkspace(std::int64_t n_max)
-      : b(std::make_unique_for_overwrite<Vec[]>(static_cast<std::size_t>((n_max + kNr - 1) / kNr * kKc * 2))),
-        a(std::make_unique_for_overwrite<Vec[]>(
-            static_cast<std::size_t>(((kMc + kMr - 1) / kMr * kMr * kKc + kLanes - 1) / kLanes))) {}
-};
-
-// Rows [0, rows) of x, columns [p0, p0 + kc), into panels of `width` rows
-// stored k-major (panel[kk * width + r]); missing rows are zero.
-inline void pack_panels(const float* x, std::int64_t ld, std::int64_t rows, std::int64_t p0, std::int64_t kc,
-                        int width, float* out) {
-  for (std::int64_t r0 = 0; r0 < rows; r0 += width, out += kc * width) {
-    const std::int64_t h = std::min<std::int64_t>(width, rows - r0);
-    for (std::int64_t r = 0; r < width; ++r) {
-      const float* src = x + (r0 + r) * ld + p0;
-      if (r < h)
-        for (std::int64_t kk = 0; kk < kc; ++kk) out[kk * width + r] = src[kk];
-      else
-        for (std::int64_t kk = 0; kk < kc; ++kk) out[kk * width + r] = 0.0f;
-    }
-  }
-}
-
-// C[h x w] (+)= Ap (kc x kMr) * Bp (kc x kNr), h <= kMr, w <= kNr.
-inline void micro_kernel(const float* __restrict ap, const Vec* __restrict bp, std::int64_t kc, float* c,
-                         std::int64_t ldc, std::int64_t h, std::int64_t w, bool accumulate) {
-  Vec acc0[kMr], acc1[kMr];
-  for (int i = 0; i < kMr; ++i) acc0[i] = Vec{}, acc1[i] = Vec{};
-  for (std::int64_t kk = 0; kk < kc; ++kk) {
-    const Vec b0 = bp[2 * kk], b1 = bp[2 * kk + 1];
-    for (int i = 0; i < kMr; ++i) {
-      const float a = ap[kk * kMr + i];
-      acc0[i] += a * b0;
-      acc1[i] += a * b1;
-    }
-  }
-  if (h == kMr && w == kNr) {
-    for (int i = 0; i < kMr; ++i) {
-      VecU* d0 = reinterpret_cast<VecU*>(c + i * ldc);
-      VecU* d1 = reinterpret_cast<VecU*>(c + i * ldc + kLanes);
-      *d0 = accumulate ? *d0 + acc0[i] : acc0[i];
-      *d1 = accumulate ? *d1 + acc1[i] : acc1[i];
-    }
-    return;
-  }
-  for (std::int64_t i = 0; i < h; ++i)
-    for (std::int64_t j = 0; j < w; ++j) {
-      const float v = j < kLanes ? acc0[i][j] : acc1[i][j - kLanes];
-      c[i * ldc + j] = accumulate ? c[i * ldc + j] + v : v;
-    }
-}
-
-inline void gemm_nt(const float* a, std::int64_t m, const float* b, std::int64_t n, std::int64_t k, float* c,
-                    std::int64_t ldc, GemmWorkspace& ws) {
-  const std::int64_t panels = (n + kNr - 1) / kNr;
-  float* bpack = reinterpret_cast<float*>(ws.b.get());
-  float* apack = reinterpret_cast<float*>(ws.a.get());
-  for (std::int64_t p0 = 0; p0 < k; p0 += kKc) {
-    const std::int64_t kc = std::min(kKc, k - p0);
-    pack_panels(b, k, n, p0, kc, kNr, bpack);
-    for (std::int64_t i0 = 0; i0 < m; i0 += kMc) {
-      const std::int64_t mc = std::min(kMc, m - i0);
-      pack_panels(a + i0 * k, k, mc, p0, kc, kMr, apack);
-      for (std::int64_t jp = 0; jp < panels; ++jp) {
-        const Vec* bp = reinterpret_cast<const Vec*>(bpack + jp * kc * kNr);
-        const std::int64_t w = std::min<std::int64_t>(kNr, n - jp * kNr);
-        for (std::int64_t ip = 0; ip * kMr < mc; ++ip)
-          micro_kernel(apack + ip * kc * kMr, bp, kc, c + (i0 + ip * kMr) * ldc + jp * kNr, ldc,
-                       std::min<std::int64_t>(kMr, mc - ip * kMr), w, p0 > 0);
-      }
-    }
-  }
-}
-
-inline int max_threads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 inline void check_matrix(const float* data, std::int64_t rows, std::int64_t dim, const char* what) {
   DML_CHECK(rows >= 0, what, ": row count must be >= 0, got ", rows);
   DML_CHECK(dim >= 1, what, ": dimension must be >= 1, got ", dim);
   DML_CHECK(rows == 0 || data != nullptr, what, ": null data pointer for ", rows, " rows");
 }
 
-// Per-row squared norms; throws naming the first row that holds NaN/Inf or
-// is so large (squared norm > 1e36) that distances could overflow float.
+// Per-row squared norms (summed in double over 8 lanes, combined in a fixed
+// order); throws naming the first row that holds NaN/Inf or is so large
+// (squared norm > 1e36) that distances could overflow float.
 inline std::vector<float> squared_norms(const float* data, std::int64_t rows, std::int64_t dim, const char* what) {
   std::vector<float> out(static_cast<std::size_t>(rows));
   if (rows == 0) return out;
-  Eigen::Map<Eigen::VectorXf>(out.data(), rows) = ConstRowMap(data, rows, dim).rowwise().squaredNorm();
+  cpu::parallel_for(
+      rows,
+      [&](std::int64_t i) {
+        constexpr int kLanes = 8;
+        const float* x = data + i * dim;
+        double acc[kLanes] = {};
+        std::int64_t t = 0;
+        for (; t + kLanes <= dim; t += kLanes)
+          for (int l = 0; l < kLanes; ++l) acc[l] += static_cast<double>(x[t + l]) * x[t + l];
+        for (int l = 0; t < dim; ++t, ++l) acc[l] += static_cast<double>(x[t]) * x[t];
+        out[i] = static_cast<float>(((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+      },
+      dim);
   for (std::int64_t i = 0; i < rows; ++i)
     DML_CHECK(out[i] <= 1e36f, what, " row ", i, " holds NaN/Inf or values too large (squared norm ", out[i], ")");
   return out;
 }
 
+// The smallest of d[0, n), n >= 1, over 8 independent lanes: GCC vectorises
+// lanes, not a float min reduction (without -ffast-math).
+inline float chunk_min(const float* d, std::int64_t n) {
+  constexpr int kLanes = 8;
+  float lo[kLanes];
+  for (int l = 0; l < kLanes; ++l) lo[l] = std::numeric_limits<float>::infinity();
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lo[l] = d[j + l] < lo[l] ? d[j + l] : lo[l];
+  for (; j < n; ++j) lo[0] = d[j] < lo[0] ? d[j] : lo[0];
+  float m = lo[0];
+  for (int l = 1; l < kLanes; ++l) m = lo[l] < m ? lo[l] : m;
+  return m;
+}
+
+// Squared Euclidean distances of every query to every reference, nq x nr
+// row-major into out (qn, rn: the rows' squared norms): the same dot products
+// and formula as knn_visit's L2, for callers that need all of them (k-means++
+// against a few candidates). Row chunks run in parallel.
+inline void squared_l2(const float* queries, std::int64_t nq, const float* refs, std::int64_t nr, std::int64_t dim,
+                       const float* qn, const float* rn, float* out) {
+  if (nq == 0 || nr == 0) return;
+  constexpr std::int64_t kChunk = 1024;
+  cpu::parallel_ranges(
+      (nq + kChunk - 1) / kChunk,
+      [&](std::int64_t c_lo, std::int64_t c_hi) {
+        cpu::DotRowsWorkspace ws(nr);
+        for (std::int64_t c = c_lo; c < c_hi; ++c) {
+          const std::int64_t q0 = c * kChunk, m = std::min(kChunk, nq - q0);
+          float* tile = out + q0 * nr;
+          cpu::dot_rows(queries + q0 * dim, m, refs, nr, dim, tile, nr, ws);
+          for (std::int64_t i = 0; i < m; ++i)
+            for (std::int64_t j = 0; j < nr; ++j)
+              tile[i * nr + j] = std::max((qn[q0 + i] + rn[j]) - 2.0f * tile[i * nr + j], 0.0f) + 0.0f;
+        }
+      },
+      kChunk * nr * dim);
+}
+
+// One thread's scratch for knn_visit_normed.
+struct KnnScratch {
+  std::unique_ptr<float[]> tile;
+  cpu::DotRowsWorkspace ws;
+  std::vector<float> row;
+  std::unique_ptr<std::uint64_t[]> cand;
+  std::vector<Neighbor> sorted;
+  std::vector<std::int64_t> sizes;
+  std::vector<float> thresholds;
+  KnnScratch(std::int64_t bq, std::int64_t br, std::int64_t room, int k)
+      : tile(std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(bq * br))),
+        ws(br),
+        row(static_cast<std::size_t>(br)),
+        cand(std::make_unique_for_overwrite<std::uint64_t[]>(static_cast<std::size_t>(bq * room))),  // no memset
+        sorted(static_cast<std::size_t>(k)),
+        sizes(static_cast<std::size_t>(bq)),
+        thresholds(static_cast<std::size_t>(bq)) {}
+};
+
+// knn_visit on rows whose norms the caller already has: qn and rn are the
+// squared norms of the query and reference rows (squared_norms) for L2, their
+// inverse norms for Cosine. k-means calls this once per Lloyd step with the
+// data's norms computed once. Arguments as knn_visit, checked there.
+template <class Visit>
+void knn_visit_normed(const float* queries, const float* qn, std::int64_t nq, const float* refs, const float* rn,
+                      std::int64_t nr, std::int64_t dim, int k, Metric metric, bool exclude_self, Visit&& visit,
+                      bool squared = false) {
+  if (nq == 0) return;
+  const std::int64_t threads = cpu::max_threads();
+  const std::int64_t room = k + std::max(k, 32);  // candidate buffer per query row
+  const std::int64_t cap = std::min<std::int64_t>(kQueryBlock, std::max<std::int64_t>(16, kCandidateBudget / room));
+  const std::int64_t bq = std::clamp<std::int64_t>((nq + threads - 1) / threads, 1, cap);
+  const std::int64_t br = std::min(kRefBlock, nr);
+  const std::int64_t nblocks = (nq + bq - 1) / bq;
+  const bool take_sqrt = metric == Metric::L2 && !squared;
+
+  // Query blocks go to threads one at a time as they come free (a busy host
+  // stalls threads unevenly); each thread keeps its own scratch. Each block's
+  // result depends on nothing but its rows (dot_rows rounds the same in every
+  // tile), so neither the thread count nor the schedule matters.
+  const int team = static_cast<int>(std::min<std::int64_t>(threads, nblocks));
+  // An array, not a vector: nvcc rejects a vector of these when a .cu file includes this header.
+  auto scratch = std::make_unique<std::unique_ptr<KnnScratch>[]>(static_cast<std::size_t>(team));
+  cpu::parallel_dynamic(
+      nblocks,
+      [&](std::int64_t b, int thread) {
+        std::unique_ptr<KnnScratch>& mine = scratch[static_cast<std::size_t>(thread)];
+        if (!mine) mine = std::make_unique<KnnScratch>(bq, br, room, k);
+        auto& tile = mine->tile;
+        auto& ws = mine->ws;
+        auto& row = mine->row;
+        auto& cand = mine->cand;
+        auto& sorted = mine->sorted;
+        auto& sizes = mine->sizes;
+        auto& thresholds = mine->thresholds;
+        {
+          const std::int64_t q0 = b * bq, m = std::min(bq, nq - q0);
+          std::fill(sizes.begin(), sizes.end(), 0);
+          std::fill(thresholds.begin(), thresholds.end(), std::numeric_limits<float>::infinity());
+          for (std::int64_t r0 = 0; r0 < nr; r0 += br) {
+            const std::int64_t c = std::min(br, nr - r0);
+            cpu::dot_rows(queries + q0 * dim, m, refs + r0 * dim, c, dim, tile.get(), br, ws);
+            const float* rseg = rn + r0;
+            for (std::int64_t i = 0; i < m; ++i) {
+              const float* dots = tile.get() + i * br;
+              float* d = row.data();
+              const float qi = qn[q0 + i];
+              if (metric == Metric::L2)
+                for (std::int64_t j = 0; j < c; ++j)  // squared; sqrt after selection
+                  d[j] = std::max((qi + rseg[j]) - 2.0f * dots[j], 0.0f) + 0.0f;
+              else
+                for (std::int64_t j = 0; j < c; ++j)  // + 0 turns -0 into +0
+                  d[j] = std::max(1.0f - (dots[j] * rseg[j]) * qi, 0.0f) + 0.0f;
+              // Buffered selection: append every candidate below the current k-th
+              // distance; when the buffer fills, keep the k best (nth_element) and
+              // tighten the threshold. References arrive in ascending index order,
+              // so a candidate equal to the threshold loses its tie and is dropped.
+              // Candidates are packed keys (see pack_key): one integer compare orders them.
+              std::uint64_t* buf = cand.get() + i * room;
+              std::int64_t size = sizes[i];
+              float thr = thresholds[i];
+              const std::int64_t self = exclude_self ? q0 + i - r0 : -1;
+              for (std::int64_t j0 = 0; j0 < c; j0 += kScanChunk) {
+                const std::int64_t j1 = std::min(c, j0 + kScanChunk);
+                if (chunk_min(d + j0, j1 - j0) >= thr) continue;
+                for (std::int64_t j = j0; j < j1; ++j) {
+                  buf[size] = pack_key(d[j], r0 + j);
+                  size += (d[j] < thr) & (j != self);
+                  if (size == room) {
+                    std::nth_element(buf, buf + (k - 1), buf + size);
+                    size = k;
+                    thr = key_dist(buf[k - 1]);
+                  }
+                }
+              }
+              sizes[i] = size;
+              thresholds[i] = thr;
+            }
+          }
+          for (std::int64_t i = 0; i < m; ++i) {
+            std::uint64_t* buf = cand.get() + i * room;
+            assert(sizes[i] >= k);
+            std::nth_element(buf, buf + (k - 1), buf + sizes[i]);
+            std::sort(buf, buf + k);
+            for (int j = 0; j < k; ++j) {
+              const float dist = key_dist(buf[j]);
+              sorted[j] = {take_sqrt ? std::sqrt(dist) : dist, static_cast<std::int64_t>(buf[j] & 0xffffffffu)};
+            }
+            visit(q0 + i, static_cast<const Neighbor*>(sorted.data()), k);
+          }
+        }
+      },
+      1, team);
+}
+
 // Visits the k nearest references of every query: visit(query, sorted Neighbor*, k).
-// visit runs concurrently for different queries and must not throw.
+// visit runs concurrently for different queries and must not throw. With
+// `squared`, L2 neighbours carry squared distances (no sqrt), as t-SNE wants.
 template <class Visit>
 void knn_visit(const float* queries, std::int64_t nq, const float* refs, std::int64_t nr, std::int64_t dim, int k,
                Metric metric, bool exclude_self, Visit&& visit, const char* qname = "queries",
-               const char* rname = "references") {
+               const char* rname = "references", bool squared = false) {
   check_matrix(queries, nq, dim, qname);
   check_matrix(refs, nr, dim, rname);
   DML_CHECK(k >= 1, "knn: k must be >= 1, got ", k);
@@ -257,79 +313,10 @@ void knn_visit(const float* queries, std::int64_t nq, const float* refs, std::in
       rn[j] = 1.0f / std::sqrt(rn[j]);
     }
   }
-
-  const std::int64_t threads = max_threads();
-  const std::int64_t room = k + std::max(k, 32);  // candidate buffer per query row
-  const std::int64_t cap = std::min<std::int64_t>(kQueryBlock, std::max<std::int64_t>(16, kCandidateBudget / room));
-  const std::int64_t bq = std::clamp<std::int64_t>((nq + threads - 1) / threads, 1, cap);
-  const std::int64_t br = std::min(kRefBlock, nr);
-  const std::int64_t nblocks = (nq + bq - 1) / bq;
-
-DML_EVAL_OMP(omp parallel)
-  {
-    auto tile = std::make_unique_for_overwrite<float[]>(static_cast<std::size_t>(bq * br));
-    GemmWorkspace ws(br);
-    std::vector<float> row(static_cast<std::size_t>(br));
-    auto cand = std::make_unique_for_overwrite<std::uint64_t[]>(static_cast<std::size_t>(bq * room));  // no memset
-    std::vector<Neighbor> sorted(static_cast<std::size_t>(k));
-    std::vector<std::int64_t> sizes(static_cast<std::size_t>(bq));
-    std::vector<float> thresholds(static_cast<std::size_t>(bq));
-DML_EVAL_OMP(omp for schedule(dynamic, 1))
-    for (std::int64_t b = 0; b < nblocks; ++b) {
-      const std::int64_t q0 = b * bq, m = std::min(bq, nq - q0);
-      std::fill(sizes.begin(), sizes.end(), 0);
-      std::fill(thresholds.begin(), thresholds.end(), std::numeric_limits<float>::infinity());
-      for (std::int64_t r0 = 0; r0 < nr; r0 += br) {
-        const std::int64_t c = std::min(br, nr - r0);
-        gemm_nt(queries + q0 * dim, m, refs + r0 * dim, c, dim, tile.get(), br, ws);
-        Eigen::Map<const Eigen::ArrayXf> rseg(rn.data() + r0, c);
-        for (std::int64_t i = 0; i < m; ++i) {
-          Eigen::Map<const Eigen::ArrayXf> dots(tile.get() + i * br, c);
-          Eigen::Map<Eigen::ArrayXf> d(row.data(), c);
-          if (metric == Metric::L2)
-            d = (qn[q0 + i] + rseg - 2.0f * dots).max(0.0f) + 0.0f;  // squared; sqrt after selection
-          else
-            d = (1.0f - dots * rseg * qn[q0 + i]).max(0.0f) + 0.0f;  // + 0 turns -0 into +0
-          // Buffered selection: append every candidate below the current k-th
-          // distance; when the buffer fills, keep the k best (nth_element) and
-          // tighten the threshold. References arrive in ascending index order,
-          // so a candidate equal to the threshold loses its tie and is dropped.
-          // Candidates are packed keys (see pack_key): one integer compare orders them.
-          std::uint64_t* buf = cand.get() + i * room;
-          std::int64_t size = sizes[i];
-          float thr = thresholds[i];
-          const std::int64_t self = exclude_self ? q0 + i - r0 : -1;
-          for (std::int64_t j0 = 0; j0 < c; j0 += kScanChunk) {
-            const std::int64_t j1 = std::min(c, j0 + kScanChunk);
-            if (d.segment(j0, j1 - j0).minCoeff() >= thr) continue;
-            for (std::int64_t j = j0; j < j1; ++j) {
-              buf[size] = pack_key(row[j], r0 + j);
-              size += (row[j] < thr) & (j != self);
-              if (size == room) {
-                std::nth_element(buf, buf + (k - 1), buf + size);
-                size = k;
-                thr = key_dist(buf[k - 1]);
-              }
-            }
-          }
-          sizes[i] = size;
-          thresholds[i] = thr;
-        }
-      }
-      for (std::int64_t i = 0; i < m; ++i) {
-        std::uint64_t* buf = cand.get() + i * room;
-        assert(sizes[i] >= k);
-        std::nth_element(buf, buf + (k - 1), buf + sizes[i]);
-        std::sort(buf, buf + k);
-        for (int j = 0; j < k; ++j) {
-          const float dist = key_dist(buf[j]);
-          sorted[j] = {metric == Metric::L2 ? std::sqrt(dist) : dist, static_cast<std::int64_t>(buf[j] & 0xffffffffu)};
-        }
-        visit(q0 + i, static_cast<const Neighbor*>(sorted.data()), k);
-      }
-    }
-  }
+  knn_visit_normed(queries, qn.data(), nq, refs, rn.data(), nr, dim, k, metric, exclude_self,
+                   std::forward<Visit>(visit), squared);
 }
+
 
 }  // namespace detail
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../backend/broadcast.hpp"
+#include "../backend/functors.hpp"
 #include "../core/tensor.hpp"
 
 namespace dml::detail {

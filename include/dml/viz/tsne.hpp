@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "../backend/cpu/parallel.hpp"
 #include "../config.hpp"
 #include "../eval/host_matrix.hpp"
 #include "detail/tsne_affinity.hpp"
@@ -98,9 +99,12 @@ inline std::vector<double> tsne_initial(const float* x, std::int64_t n, std::int
   std::vector<double> y(static_cast<std::size_t>(2 * n));
   TsneRng rng(o.seed);
   if (o.pca_init) {
-    const Eigen::MatrixXd s = pca_scores(x, n, dim, o.seed, threads);
-    const double mean = s.col(0).mean();
-    const double sd = std::sqrt((s.col(0).array() - mean).square().sum() / static_cast<double>(n));
+    const DenseMatrix s = pca_scores(x, n, dim, o.seed, threads);
+    double mean = 0, ss = 0;
+    for (std::int64_t i = 0; i < n; ++i) mean += s(i, 0);
+    mean /= static_cast<double>(n);
+    for (std::int64_t i = 0; i < n; ++i) ss += (s(i, 0) - mean) * (s(i, 0) - mean);
+    const double sd = std::sqrt(ss / static_cast<double>(n));
     if (sd > 0 && std::isfinite(sd)) {
       const double scale = kPcaInitStd / sd;
       for (std::int64_t i = 0; i < n; ++i)
@@ -188,20 +192,22 @@ inline TsneResult tsne(const float* x, std::int64_t n, std::int64_t dim, const T
     if (it > 0 && it % options.report_every == 0) report(it, z);
     // One parallel pass per step: attraction, gradient, gains and momentum
     // for each point, reading y and writing y_next (two joins per step).
-    DML_TSNE_OMP(parallel for num_threads(threads) schedule(dynamic, 256))
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::array<double, 2> attr = detail::attractive_force(p, y.data(), i);
-      for (int d = 0; d < 2; ++d) {
-        const std::int64_t c = 2 * i + d;
-        // Gradient without the constant 4 (the bhtsne/openTSNE convention
-        // that the auto learning rate max(200, n/12) assumes).
-        const double grad = exaggeration * attr[d] - rep[c] / z;
-        gains[c] = update[c] * grad < 0.0 ? gains[c] + 0.2 : gains[c] * 0.8;
-        gains[c] = std::max(gains[c], detail::kGainMin);
-        update[c] = momentum * update[c] - rate * gains[c] * grad;
-        y_next[c] = y[c] + update[c];
-      }
-    }
+    cpu::parallel_dynamic(
+        n,
+        [&](std::int64_t i, int) {
+          const std::array<double, 2> attr = detail::attractive_force(p, y.data(), i);
+          for (int d = 0; d < 2; ++d) {
+            const std::int64_t c = 2 * i + d;
+            // Gradient without the constant 4 (the bhtsne/openTSNE convention
+            // that the auto learning rate max(200, n/12) assumes).
+            const double grad = exaggeration * attr[d] - rep[c] / z;
+            gains[c] = update[c] * grad < 0.0 ? gains[c] + 0.2 : gains[c] * 0.8;
+            gains[c] = std::max(gains[c], detail::kGainMin);
+            update[c] = momentum * update[c] - rate * gains[c] * grad;
+            y_next[c] = y[c] + update[c];
+          }
+        },
+        256, threads);
     y.swap(y_next);
   }
   result.kl_divergence = report(options.iterations, repulsion(options.iterations));

@@ -47,6 +47,34 @@ void parallel_ranges(std::int64_t n, F&& body, [[maybe_unused]] std::int64_t cos
   body(std::int64_t(0), n);
 }
 
+// Calls body(i, thread) for i in [0, n) on a team of `threads` threads (0: all
+// of max_threads()), handing out `chunk` iterations at a time as threads come
+// free (OpenMP's dynamic schedule): for iterations of uneven cost. `thread`
+// in [0, team) names the caller, for per-thread scratch; the team never
+// exceeds `threads` when that is given. Runs on the calling thread (thread 0)
+// when the team is one thread or the caller is already in a parallel region.
+// Iterations must be independent.
+template <class F>
+void parallel_dynamic(std::int64_t n, F&& body, std::int64_t chunk = 1, [[maybe_unused]] int threads = 0) {
+  if (n <= 0) return;
+#ifdef _OPENMP
+  const int team = threads > 0 ? threads : omp_get_max_threads();
+  if (team > 1 && n > 1 && !omp_in_parallel()) {
+    const std::int64_t step = chunk > 0 ? chunk : 1;
+#pragma omp parallel num_threads(team)
+    {
+      const int t = omp_get_thread_num();
+#pragma omp for schedule(dynamic, step)
+      for (std::int64_t i = 0; i < n; ++i) body(i, t);
+    }
+    return;
+  }
+#endif
+  for (std::int64_t i = 0; i < n; ++i) body(i, 0);
+}
+
+// The threads an OpenMP parallel region gets by default (1 without OpenMP):
+// the one thread-count helper of dml.
 inline int max_threads() {
 #ifdef _OPENMP
   return omp_get_max_threads();

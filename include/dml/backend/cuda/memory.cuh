@@ -1,4 +1,6 @@
-// dml/backend/cuda/memory.cuh: the caching device allocator and Memory<Cuda>.
+// dml/backend/cuda/memory.cuh: the caching device allocator and Memory<Cuda>,
+// the device side of the allocator contract in core/storage.hpp (DeviceMemory),
+// whose host side, Memory<Cpu>, is there.
 //
 // cudaMalloc and cudaFree are slow and cudaFree synchronises the device, so
 // freed blocks go to size-bucketed free lists and the next request of the same
@@ -16,7 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "../../core/device.hpp"
+#include "../../core/storage.hpp"
 #include "context.cuh"
 
 namespace dml::cuda {
@@ -232,5 +234,6 @@ struct Memory<Cuda> {
     DML_CUDA_CHECK(cudaStreamSynchronize(s));
   }
 };
+static_assert(DeviceMemory<Memory<Cuda>>);
 
 }  // namespace dml

@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "../broadcast.hpp"
+#include "../functors.hpp"
 #include "../geometry.hpp"
 #include "argmax.hpp"
 #include "broadcast.hpp"
@@ -53,6 +54,12 @@ struct Portable : Launch {
   template <class F, class T>
   static void zip(F f, const T* a, const T* b, T* out, std::int64_t n) {
     for_each(n, Zip<F, T>{f, a, b, out});
+  }
+  // out[i] = a[i] + b[i]; out may alias a or b. The autograd engine's gradient
+  // sum: core/tensor.hpp calls it by name, so core needs no functor.
+  template <class T>
+  static void add(const T* a, const T* b, T* out, std::int64_t n) {
+    zip(fn::Add{}, a, b, out, n);
   }
   // out[i] = f(a[i], b[i], c[i])
   template <class F, class T>

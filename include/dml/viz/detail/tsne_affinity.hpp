@@ -3,24 +3,17 @@
 // read P during optimisation (attractive force, KL divergence).
 #pragma once
 
-// Eigen 3.4's AVX-512 bfloat16 code trips -Wunused-variable under -march=native.
-#if defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-variable"
-#endif
-#include <Eigen/Core>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <utility>
 #include <vector>
 
+#include "../../backend/cpu/parallel.hpp"
+#include "../../eval/knn.hpp"
 #include "tsne_util.hpp"
 
 namespace dml::viz::detail {
@@ -42,72 +35,37 @@ struct SparseAffinity {
   std::vector<double> val;
 };
 
-// Exact brute-force kNN in float: the data are centred, squared distances
-// |a|^2 + |b|^2 - 2 a.b come from a GEMM per block of kBlock rows (one block
-// per task), and a bounded max-heap keeps the k smallest per row.
+// Exact brute-force kNN in float by eval's distance engine
+// (eval::detail::knn_visit, squared L2, self excluded, ties by lower index) on
+// the centred data: centring keeps |a|^2 + |b|^2 - 2 a.b accurate for data far
+// from the origin. The engine rounds the same for every thread count.
 inline KnnGraph exact_knn(const float* x, std::int64_t n, std::int64_t dim, int k, [[maybe_unused]] int threads) {
-  using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  constexpr std::int64_t kBlock = 256;
   std::vector<double> mean(dim, 0.0);
   for (std::int64_t i = 0; i < n; ++i)
     for (std::int64_t j = 0; j < dim; ++j) mean[j] += x[i * dim + j];
   for (auto& m : mean) m /= static_cast<double>(n);
-  RowMat xc(n, dim);
-  std::vector<float> norms(n);
-  DML_TSNE_OMP(parallel for num_threads(threads) schedule(static))
-  for (std::int64_t i = 0; i < n; ++i) {
-    double s = 0;
-    for (std::int64_t j = 0; j < dim; ++j) {
-      const auto v = static_cast<float>(x[i * dim + j] - mean[j]);
-      xc(i, j) = v;
-      s += static_cast<double>(v) * v;
-    }
-    norms[i] = static_cast<float>(s);
-  }
+  std::vector<float> xc(static_cast<std::size_t>(n * dim));
+  cpu::parallel_for(
+      n,
+      [&](std::int64_t i) {
+        for (std::int64_t j = 0; j < dim; ++j) xc[i * dim + j] = static_cast<float>(x[i * dim + j] - mean[j]);
+      },
+      dim);
 
   KnnGraph g;
   g.n = n;
   g.k = k;
   g.index.resize(n * k);
   g.dist2.resize(n * k);
-  const std::int64_t blocks = (n + kBlock - 1) / kBlock;
-  DML_TSNE_OMP(parallel num_threads(threads)) {
-    eigen_single_threaded();
-    RowMat dots;
-    std::vector<std::pair<float, std::int32_t>> heap;
-    heap.reserve(k);
-    DML_TSNE_OMP(for schedule(dynamic, 1))
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      const std::int64_t r0 = b * kBlock;
-      const std::int64_t rows = std::min(kBlock, n - r0);
-      dots.resize(rows, n);
-      dots.noalias() = xc.middleRows(r0, rows) * xc.transpose();
-      for (std::int64_t r = 0; r < rows; ++r) {
-        const std::int64_t i = r0 + r;
-        const float ni = norms[i];
-        const float* dr = dots.data() + r * n;
-        heap.clear();
-        for (std::int64_t j = 0; j < n; ++j) {
-          if (j == i) continue;
-          const std::pair<float, std::int32_t> c{std::max(0.0f, ni + norms[j] - 2.0f * dr[j]),
-                                                 static_cast<std::int32_t>(j)};
-          if (static_cast<int>(heap.size()) < k) {
-            heap.push_back(c);
-            if (static_cast<int>(heap.size()) == k) std::make_heap(heap.begin(), heap.end());
-          } else if (c < heap.front()) {
-            std::pop_heap(heap.begin(), heap.end());
-            heap.back() = c;
-            std::push_heap(heap.begin(), heap.end());
-          }
+  eval::detail::knn_visit(
+      xc.data(), n, xc.data(), n, dim, k, eval::Metric::L2, /*exclude_self=*/true,
+      [&](std::int64_t i, const eval::detail::Neighbor* nb, int kk) {
+        for (int m = 0; m < kk; ++m) {
+          g.index[i * kk + m] = static_cast<std::int32_t>(nb[m].index);
+          g.dist2[i * kk + m] = nb[m].dist;
         }
-        std::sort(heap.begin(), heap.end());
-        for (int m = 0; m < k; ++m) {
-          g.index[i * k + m] = heap[m].second;
-          g.dist2[i * k + m] = heap[m].first;
-        }
-      }
-    }
-  }
+      },
+      "tsne: x", "tsne: x", /*squared=*/true);
   return g;
 }
 
@@ -121,42 +79,44 @@ inline std::int64_t conditional_affinities(const KnnGraph& g, double perplexity,
   const double target = std::log(perplexity);
   constexpr double kInf = std::numeric_limits<double>::infinity();
   p.assign(g.n * k, 0.0);
-  std::int64_t failed = 0;
-  DML_TSNE_OMP(parallel for num_threads(threads) schedule(dynamic, 64) reduction(+ : failed))
-  for (std::int64_t i = 0; i < g.n; ++i) {
-    // Distances are shifted by the nearest one: the normalised row is
-    // unchanged and exp() never underflows to an all-zero row.
-    const double* d = g.dist2.data() + i * k;
-    double* row = p.data() + i * k;
-    const double d0 = d[0];
-    double beta = 1.0, lo = -kInf, hi = kInf, sum = 0.0;
-    bool converged = false;
-    for (int step = 0; step < max_steps; ++step) {
-      sum = 0.0;
-      double weighted = 0.0;
-      for (int m = 0; m < k; ++m) {
-        const double e = std::exp(-(d[m] - d0) * beta);
-        row[m] = e;
-        sum += e;
-        weighted += (d[m] - d0) * e;
-      }
-      const double diff = std::log(sum) + beta * weighted / sum - target;
-      if (std::abs(diff) <= tolerance) {
-        converged = true;
-        break;
-      }
-      if (diff > 0) {
-        lo = beta;
-        beta = hi == kInf ? beta * 2.0 : (beta + hi) / 2.0;
-      } else {
-        hi = beta;
-        beta = lo == -kInf ? beta / 2.0 : (beta + lo) / 2.0;
-      }
-    }
-    for (int m = 0; m < k; ++m) row[m] /= sum;
-    if (!converged) ++failed;
-  }
-  return failed;
+  std::atomic<std::int64_t> failed{0};
+  cpu::parallel_dynamic(
+      g.n,
+      [&](std::int64_t i, int) {
+        // Distances are shifted by the nearest one: the normalised row is
+        // unchanged and exp() never underflows to an all-zero row.
+        const double* d = g.dist2.data() + i * k;
+        double* row = p.data() + i * k;
+        const double d0 = d[0];
+        double beta = 1.0, lo = -kInf, hi = kInf, sum = 0.0;
+        bool converged = false;
+        for (int step = 0; step < max_steps; ++step) {
+          sum = 0.0;
+          double weighted = 0.0;
+          for (int m = 0; m < k; ++m) {
+            const double e = std::exp(-(d[m] - d0) * beta);
+            row[m] = e;
+            sum += e;
+            weighted += (d[m] - d0) * e;
+          }
+          const double diff = std::log(sum) + beta * weighted / sum - target;
+          if (std::abs(diff) <= tolerance) {
+            converged = true;
+            break;
+          }
+          if (diff > 0) {
+            lo = beta;
+            beta = hi == kInf ? beta * 2.0 : (beta + hi) / 2.0;
+          } else {
+            hi = beta;
+            beta = lo == -kInf ? beta / 2.0 : (beta + lo) / 2.0;
+          }
+        }
+        for (int m = 0; m < k; ++m) row[m] /= sum;
+        if (!converged) failed.fetch_add(1, std::memory_order_relaxed);
+      },
+      64, threads);
+  return failed.load();
 }
 
 // P = (P_cond + P_cond^T) / (2n) as CSR, columns ascending per row.
@@ -243,16 +203,18 @@ inline double negative_entropy(const SparseAffinity& p) {
 inline double kl_divergence(const SparseAffinity& p, double neg_entropy, const double* y, double z,
                             [[maybe_unused]] int threads) {
   std::vector<double> rows(p.n);
-  DML_TSNE_OMP(parallel for num_threads(threads) schedule(dynamic, 256))
-  for (std::int64_t i = 0; i < p.n; ++i) {
-    double acc = 0;
-    for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
-      const std::int64_t j = p.col[e];
-      const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
-      acc += p.val[e] * std::log1p(dx * dx + dy * dy);
-    }
-    rows[i] = acc;
-  }
+  cpu::parallel_dynamic(
+      p.n,
+      [&](std::int64_t i, int) {
+        double acc = 0;
+        for (std::int64_t e = p.row_ptr[i]; e < p.row_ptr[i + 1]; ++e) {
+          const std::int64_t j = p.col[e];
+          const double dx = y[2 * i] - y[2 * j], dy = y[2 * i + 1] - y[2 * j + 1];
+          acc += p.val[e] * std::log1p(dx * dx + dy * dy);
+        }
+        rows[i] = acc;
+      },
+      256, threads);
   double kl = neg_entropy + std::log(z);
   for (double r : rows) kl += r;
   return kl;

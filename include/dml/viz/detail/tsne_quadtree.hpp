@@ -93,17 +93,18 @@ class QuadTree {
     const std::size_t capacity = nodes_.size() + static_cast<std::size_t>(n_) + kLanes + 1;
     if (static_cast<int>(scratch_.size()) < threads) scratch_.resize(threads);
     for (auto& buffer : scratch_) buffer.resize(3 * capacity);
-    DML_TSNE_OMP(parallel num_threads(threads)) {
-      float* lx = scratch_[tsne_thread_id()].data();
-      float* ly = lx + capacity;
-      float* lw = ly + capacity;
-      DML_TSNE_OMP(for schedule(dynamic, 1))
-      for (std::int64_t gi = 0; gi < groups; ++gi) {
-        const std::int32_t g = groups_[gi];
-        const std::int64_t len = interaction_list(g, theta2, lx, ly, lw);
-        evaluate(nodes_[g], len, lx, ly, lw, rep, sumw);
-      }
-    }
+    // Groups differ in cost (dense and sparse regions): dynamic chunks of one.
+    cpu::parallel_dynamic(
+        groups,
+        [&](std::int64_t gi, int thread) {
+          float* lx = scratch_[thread].data();
+          float* ly = lx + capacity;
+          float* lw = ly + capacity;
+          const std::int32_t g = groups_[gi];
+          const std::int64_t len = interaction_list(g, theta2, lx, ly, lw);
+          evaluate(nodes_[g], len, lx, ly, lw, rep, sumw);
+        },
+        1, std::max(threads, 1));
   }
 
   std::int64_t size() const { return n_; }

@@ -1,66 +1,23 @@
-// dml/viz/detail/tsne_util.hpp: OpenMP glue, a portable RNG and a
-// fixed-order distance kernel shared by the t-SNE pieces.
+// dml/viz/detail/tsne_util.hpp: the thread count, a portable RNG and a
+// fixed-order distance kernel shared by the t-SNE pieces (their parallel
+// loops are the host backend's, backend/cpu/parallel.hpp).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <numbers>
 
-#if defined(_OPENMP)
-#include <omp.h>
-#endif
-
-// DML_TSNE_OMP(parallel for ...) expands to `#pragma omp parallel for ...`
-// under OpenMP and to nothing otherwise, so serial builds stay warning-free.
-#define DML_TSNE_STR_(...) #__VA_ARGS__
-#if defined(_OPENMP)
-#define DML_TSNE_OMP(...) _Pragma(DML_TSNE_STR_(omp __VA_ARGS__))
-#else
-#define DML_TSNE_OMP(...)
-#endif
+#include "../../backend/cpu/parallel.hpp"
 
 namespace dml::viz::detail {
 
 // Number of threads to use for a requested count (0 = all available).
 inline int tsne_threads(int requested) {
 #if defined(_OPENMP)
-  return requested > 0 ? requested : omp_get_max_threads();
+  return requested > 0 ? requested : cpu::max_threads();
 #else
   (void)requested;
   return 1;
-#endif
-}
-
-inline int tsne_thread_id() {
-#if defined(_OPENMP)
-  return omp_get_thread_num();
-#else
-  return 0;
-#endif
-}
-
-// Called at the top of a parallel region that runs Eigen products: sets
-// this region's own nthreads ICV to 1, so that even a one-thread team makes
-// Eigen run serially with its single-thread blocking, exactly as it does in
-// a larger team. Products then round the same way for every thread count.
-// The setting dies with the region.
-inline void eigen_single_threaded() {
-#if defined(_OPENMP)
-  omp_set_num_threads(1);
-#endif
-}
-
-// Runs f (Eigen work outside a parallel loop) the same way: serially, with
-// the single-thread blocking. f must not throw.
-template <class F>
-void eigen_serial(F&& f) {
-#if defined(_OPENMP)
-  DML_TSNE_OMP(parallel num_threads(1)) {
-    eigen_single_threaded();
-    f();
-  }
-#else
-  f();
 #endif
 }
 
