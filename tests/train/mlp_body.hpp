@@ -5,6 +5,10 @@
 
 #include <cstdint>
 
+#include <vector>
+
+#include "dml/core/random.hpp"
+#include "dml/data/dataset.hpp"
 #include "dml/nn/nn.hpp"
 
 namespace dml::testing {
@@ -36,5 +40,18 @@ struct MlpBody : nn::Module<float, Cpu> {
   nn::Dropout<float, Cpu> drop;
   nn::Linear<float, Cpu> fc2;
 };
+
+// n noisy 1x4x4 images of 3 classes (class c lights row c), for the checkpoint tests' learners.
+inline data::Dataset three_rows(std::int64_t n, std::uint64_t seed) {
+  Generator gen(seed);
+  std::vector<float> px;
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < n; ++i) {
+    for (std::int64_t k = 0; k < 16; ++k)
+      px.push_back((k / 4 == i % 3 ? 1.0f : 0.0f) + 0.3f * static_cast<float>(gen.normal()));
+    labels.push_back(i % 3);
+  }
+  return data::Dataset::from_vectors(px, Shape{1, 4, 4}, labels, 3);
+}
 
 }  // namespace dml::testing

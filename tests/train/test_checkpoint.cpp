@@ -106,18 +106,6 @@ TEST_CASE("read_checkpoint names the file and the entry of a malformed entry") {
 
 // ---- crash safety ------------------------------------------------------------------------
 
-data::Dataset dots(std::int64_t n, std::uint64_t seed) {
-  Generator gen(seed);
-  std::vector<float> px;
-  std::vector<std::int64_t> labels;
-  for (std::int64_t i = 0; i < n; ++i) {
-    for (std::int64_t k = 0; k < 16; ++k)
-      px.push_back((k / 4 == i % 3 ? 1.0f : 0.0f) + 0.3f * static_cast<float>(gen.normal()));
-    labels.push_back(i % 3);
-  }
-  return data::Dataset::from_vectors(px, Shape{1, 4, 4}, labels, 3);
-}
-
 // 16 -> 12 -> 6 with dropout 0.2: see mlp_body.hpp.
 struct Body : testing::MlpBody {
   Body() : MlpBody({16, 12, 6, 0.2, 5, 9}) {}
@@ -128,7 +116,7 @@ constexpr std::int64_t kEpochs = 10;
 struct Run {
   explicit Run(const std::filesystem::path& checkpoint = {})
       : head(6, 3, {}, 4),
-        learn(body, head, {dots(48, 1), dots(12, 2)}, optim::SGD{.lr = 0.05, .momentum = 0.9}, options(checkpoint)) {}
+        learn(body, head, {testing::three_rows(48, 1), testing::three_rows(12, 2)}, optim::SGD{.lr = 0.05, .momentum = 0.9}, options(checkpoint)) {}
   static train::LearnerOptions options(const std::filesystem::path& checkpoint) {
     train::LearnerOptions o;
     o.batch_size = 8;

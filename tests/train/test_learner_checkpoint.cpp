@@ -26,24 +26,12 @@ using namespace dml;
 using dml::testing::TempDir;
 namespace json = io::json;
 
-data::Dataset blobs(std::int64_t n, std::uint64_t seed) {
-  Generator gen(seed);
-  std::vector<float> px;
-  std::vector<std::int64_t> labels;
-  for (std::int64_t i = 0; i < n; ++i) {
-    for (std::int64_t k = 0; k < 16; ++k)
-      px.push_back((k / 4 == i % 3 ? 1.0f : 0.0f) + 0.3f * static_cast<float>(gen.normal()));
-    labels.push_back(i % 3);
-  }
-  return data::Dataset::from_vectors(px, Shape{1, 4, 4}, labels, 3);
-}
-
 // Body 16 -> 12 -> 6 (BatchNorm, dropout), SphereFace head (an int64 buffer),
 // Center Loss, SGD with momentum; 48 samples in batches of 8: 6 batches an epoch.
 struct Run {
   explicit Run(std::uint64_t seed)
       : body({16, 12, 6, 0.2, seed, seed + 1}), head(6, 3, {}, seed + 2), center(3, 6),
-        learn(body, head, {blobs(48, 1), blobs(12, 2)}, optim::SGD{.lr = 0.05, .momentum = 0.9}, options()) {
+        learn(body, head, {testing::three_rows(48, 1), testing::three_rows(12, 2)}, optim::SGD{.lr = 0.05, .momentum = 0.9}, options()) {
     learn.add_loss(center, 0.125, "center");
   }
   static train::LearnerOptions options() {
