@@ -38,6 +38,24 @@ using dml::testing::one_epoch;
 using dml::testing::record;
 using Seen = dml::testing::SeenBatch;
 
+// A loader of 10 rows in batches of 3 whose batch 2 (rows 6, 7, 8) fails: next() throws E with
+// `what` there, again on the next call (an error, not a hang), without moving past it; a state
+// set past the batch resumes with the last batch, row 9.
+template <class E>
+void fails_at_batch_2_then_resumes(DataLoader& loader, const char* what) {
+  CHECK(loader.next());
+  CHECK(loader.next());
+  CHECK_THROWS_WITH_AS(loader.next(), doctest::Contains(what), E);
+  CHECK(loader.position() == 2);
+  CHECK_THROWS_AS(loader.next(), E);
+  auto s = loader.state();
+  s.position = 3;
+  loader.set_state(s);
+  auto b = loader.next();
+  REQUIRE(b);
+  CHECK(b->indices == std::vector<std::int64_t>{9});
+}
+
 LoaderOptions opts(std::int64_t batch, std::uint64_t seed, bool prefetch) {
   LoaderOptions o;
   o.batch_size = batch;
@@ -243,17 +261,7 @@ TEST_CASE("an exception while assembling a batch reaches the caller") {
       if (img[0] == 7.0f) throw std::runtime_error("bad sample 7");
     };
     DataLoader loader(counting(10), o);
-    CHECK(loader.next());
-    CHECK(loader.next());
-    CHECK_THROWS_WITH_AS(loader.next(), "bad sample 7", std::runtime_error);
-    CHECK(loader.position() == 2);
-    CHECK_THROWS_AS(loader.next(), std::runtime_error);  // again, not a hang
-    auto s = loader.state();
-    s.position = 3;
-    loader.set_state(s);
-    auto b = loader.next();
-    REQUIRE(b);
-    CHECK(b->indices == std::vector<std::int64_t>{9});
+    fails_at_batch_2_then_resumes<std::runtime_error>(loader, "bad sample 7");
   }
 }
 
@@ -328,17 +336,7 @@ TEST_CASE("an image that fails to decode reaches next()'s caller as the dml::Err
     // Image 7 is in batch 2 (rows 6, 7, 8).
     auto [held, lazy, source] = dml::testing::held_and_on_demand(set, {}, 7);
     DataLoader loader(lazy, o);
-    CHECK(loader.next());
-    CHECK(loader.next());
-    CHECK_THROWS_WITH_AS(loader.next(), doctest::Contains("source/7.png: corrupt or truncated PNG"), dml::Error);
-    CHECK(loader.position() == 2);
-    CHECK_THROWS_AS(loader.next(), dml::Error);  // again, not a hang
-    auto s = loader.state();
-    s.position = 3;
-    loader.set_state(s);
-    auto b = loader.next();
-    REQUIRE(b);
-    CHECK(b->indices == std::vector<std::int64_t>{9});
+    fails_at_batch_2_then_resumes<dml::Error>(loader, "source/7.png: corrupt or truncated PNG");
   }
 }
 

@@ -117,19 +117,25 @@ inline void jpeg_quiet(j_common_ptr cinfo, int level) {
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) reinterpret_cast<JpegErrorManager*>(cinfo->err)->premature_end = 1;
 }
 
+// Zeroes `cinfo` and routes libjpeg's errors and warnings to `err` (jpeg_error_exit,
+// jpeg_quiet). The caller's setjmp(err.jump) must follow in the caller itself.
+inline void jpeg_prepare(jpeg_decompress_struct& cinfo, JpegErrorManager& err) {
+  std::memset(&cinfo, 0, sizeof cinfo);
+  cinfo.err = jpeg_std_error(&err.base);
+  err.base.error_exit = jpeg_error_exit;
+  err.base.emit_message = jpeg_quiet;
+  err.message[0] = '\0';
+  err.premature_end = 0;
+}
+
 // The C part of JPEG decoding: no C++ object lives across setjmp. Returns 0 on
 // success, else fills `message`. On success *pixels is malloc'ed (caller frees).
 inline int jpeg_decode_c(const std::uint8_t* data, std::size_t size, int* width, int* height, int* channels,
                          int* color_space, std::uint8_t** pixels, char* message) {
   jpeg_decompress_struct cinfo;
   JpegErrorManager err;
-  std::memset(&cinfo, 0, sizeof cinfo);
+  jpeg_prepare(cinfo, err);
   *pixels = nullptr;
-  cinfo.err = jpeg_std_error(&err.base);
-  err.base.error_exit = jpeg_error_exit;
-  err.base.emit_message = jpeg_quiet;
-  err.message[0] = '\0';
-  err.premature_end = 0;
   if (setjmp(err.jump)) {
     std::strncpy(message, err.message, JMSG_LENGTH_MAX);
     jpeg_destroy_decompress(&cinfo);
@@ -219,12 +225,7 @@ inline int jpeg_header_c(const std::uint8_t* data, std::size_t size, int* width,
                          int* color_space, char* message) {
   jpeg_decompress_struct cinfo;
   JpegErrorManager err;
-  std::memset(&cinfo, 0, sizeof cinfo);
-  cinfo.err = jpeg_std_error(&err.base);
-  err.base.error_exit = jpeg_error_exit;
-  err.base.emit_message = jpeg_quiet;
-  err.message[0] = '\0';
-  err.premature_end = 0;
+  jpeg_prepare(cinfo, err);
   if (setjmp(err.jump)) {
     std::strncpy(message, err.message, JMSG_LENGTH_MAX);
     jpeg_destroy_decompress(&cinfo);
