@@ -59,10 +59,11 @@ struct DecodedImage {
   bool had_alpha = false;                            // an alpha channel was composited onto black
 };
 
-// Decodes PNG bytes. `name` is for errors. Throws dml::Error naming it and
-// libpng's reason on a corrupt or truncated file.
-inline DecodedImage decode_png(std::span<const std::uint8_t> bytes, const std::string& name) {
-  png_image img;
+namespace detail {
+// Starts libpng's simplified read of `bytes` into `img` (its header read, the pixels not yet);
+// throws dml::Error naming `name` and libpng's reason when the bytes are not a readable PNG.
+// The caller frees `img` (png_image_free, or png_image_finish_read does).
+inline void png_begin(png_image& img, std::span<const std::uint8_t> bytes, const std::string& name) {
   std::memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size())) {
@@ -70,6 +71,14 @@ inline DecodedImage decode_png(std::span<const std::uint8_t> bytes, const std::s
     png_image_free(&img);
     throw Error(::dml::detail::concat(name, ": not a readable PNG (corrupt or truncated): ", why));
   }
+}
+}  // namespace detail
+
+// Decodes PNG bytes. `name` is for errors. Throws dml::Error naming it and
+// libpng's reason on a corrupt or truncated file.
+inline DecodedImage decode_png(std::span<const std::uint8_t> bytes, const std::string& name) {
+  png_image img;
+  detail::png_begin(img, bytes, name);
   DecodedImage out;
   const bool color = (img.format & PNG_FORMAT_FLAG_COLOR) != 0;
   out.had_alpha = (img.format & PNG_FORMAT_FLAG_ALPHA) != 0;
@@ -254,13 +263,7 @@ inline ImageHeader read_image_header(std::span<const std::uint8_t> bytes, const 
   h.format = sniff_image_format(bytes);
   if (h.format == ImageFormat::Png) {
     png_image img;
-    std::memset(&img, 0, sizeof img);
-    img.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size())) {
-      const std::string why = img.message;
-      png_image_free(&img);
-      throw Error(::dml::detail::concat(name, ": not a readable PNG (corrupt or truncated): ", why));
-    }
+    detail::png_begin(img, bytes, name);
     h.channels = (img.format & PNG_FORMAT_FLAG_COLOR) != 0 ? 3 : 1;
     h.had_alpha = (img.format & PNG_FORMAT_FLAG_ALPHA) != 0;
     h.width = img.width;
