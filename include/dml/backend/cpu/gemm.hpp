@@ -1,8 +1,13 @@
-// dml/backend/cpu/gemm.hpp: row-major GEMM through Eigen maps (no copies).
+// dml/backend/cpu/gemm.hpp: row-major GEMM. float runs on dml's own AVX2 /
+// AVX-512 kernels where the host has them (gemm_kernel.hpp), everything else
+// through Eigen maps (no copies).
 #pragma once
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <type_traits>
+
+#include "gemm_kernel.hpp"
 
 namespace dml::cpu {
 
@@ -22,6 +27,8 @@ struct Gemm {
       else cm *= beta;
       return;
     }
+    if constexpr (std::is_same_v<T, float>)
+      if (gemm_kernel::run(m, n, k, alpha, {a, lda, trans_a}, {b, ldb, trans_b}, beta, c, ldc)) return;
     CMap am(a, trans_a ? k : m, trans_a ? m : k, Eigen::OuterStride<>(lda));
     CMap bm(b, trans_b ? n : k, trans_b ? k : n, Eigen::OuterStride<>(ldb));
     auto run = [&](const auto& opa, const auto& opb) {
