@@ -1,8 +1,8 @@
 // dml/backend/cpu/batchnorm.hpp: batch normalisation over [n, c, s] (s = h * w
 // for BatchNorm2d, 1 or L for BatchNorm1d) on the host. One channel per task:
-// its sums run in double for any T, sequentially, so results do not depend on
-// threads; the epilogue and the elementwise pass are kernels/batchnorm.hpp's,
-// run on the channel's planes while they are still in cache.
+// its sums run in double for any T, in a fixed order (channel_sum), so results
+// do not depend on threads; the epilogue and the elementwise pass are
+// kernels/batchnorm.hpp's, run on the channel's planes while they are still in cache.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,36 @@
 #include "parallel.hpp"
 
 namespace dml::cpu {
+
+namespace bn_detail {
+
+// sum over planes b < n of sum over q < s of f(b, q), in double, for the
+// planes of one channel. kLanes independent partial sums (lane = q mod kLanes,
+// plane by plane, combined pairwise at the end) break the one long chain of
+// dependent additions, so the loop vectorises; the order is fixed, so the sum
+// is the same for any number of threads. Planes shorter than kLanes spread
+// over the lanes by plane instead.
+template <class F>
+double channel_sum(std::int64_t n, std::int64_t s, F&& f) {
+  constexpr int kLanes = 16;
+  double acc[kLanes] = {};
+  if (s >= kLanes) {
+    for (std::int64_t b = 0; b < n; ++b) {
+      std::int64_t q = 0;
+      for (; q + kLanes <= s; q += kLanes)
+        for (int l = 0; l < kLanes; ++l) acc[l] += f(b, q + l);
+      for (int l = 0; q < s; ++q, ++l) acc[l] += f(b, q);
+    }
+  } else {
+    for (std::int64_t b = 0; b < n; ++b)
+      for (std::int64_t q = 0; q < s; ++q) acc[b % kLanes] += f(b, q);
+  }
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+  return acc[0];
+}
+
+}  // namespace bn_detail
 
 struct BatchNorm {
   // Training step: per-channel batch mean and biased variance normalise x;
@@ -32,20 +62,15 @@ struct BatchNorm {
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          double sum = 0;
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) sum += double(xp[q]);
-          }
-          const double mean = sum / double(m);
-          double ss = 0;
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) {
-              double d = double(xp[q]) - mean;
-              ss += d * d;
-            }
-          }
+          const T* xc = x + ch * s;  // plane b of the channel: xc + b * c * s
+          const std::int64_t stride = c * s;
+          const double mean =
+              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(xc[b * stride + q]); }) /
+              double(m);
+          const double ss = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
+            const double d = double(xc[b * stride + q]) - mean;
+            return d * d;
+          });
           epilogue(ch, mean, ss);
           for (std::int64_t b = 0; b < n; ++b) kernels::run_cols(apply, b * c + ch, 0, s);
         },
@@ -95,15 +120,14 @@ struct BatchNorm {
         c,
         [&](std::int64_t ch) {
           const double mu = double(mean[ch]);
-          double sum_g = 0, sum_gxc = 0;  // sum gy, sum gy * (x - mean)
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            const T* gp = gy + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) {
-              sum_g += double(gp[q]);
-              sum_gxc += double(gp[q]) * (double(xp[q]) - mu);
-            }
-          }
+          const T* xc = x + ch * s;  // plane b of the channel: xc + b * c * s
+          const T* gc = gy + ch * s;
+          const std::int64_t stride = c * s;
+          const double sum_g =
+              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(gc[b * stride + q]); });
+          const double sum_gxc = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
+            return double(gc[b * stride + q]) * (double(xc[b * stride + q]) - mu);
+          });
           epilogue(ch, sum_g, sum_gxc);
           if (gx)
             for (std::int64_t b = 0; b < n; ++b) kernels::run_cols(apply, b * c + ch, 0, s);
