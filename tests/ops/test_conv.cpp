@@ -84,6 +84,36 @@ TEST_CASE("conv2d matches a naive loop") {
   }
 }
 
+TEST_CASE("conv2d in float matches the naive loop on every GEMM kernel") {
+  // The forward in float runs on dml's own GEMM where the host has one, which
+  // reads the weight in place (backend/cpu/conv_channels.hpp), and on Eigen
+  // otherwise: both paths against the double naive loop.
+  namespace gk = cpu::gemm_kernel;
+  const gk::Isa saved = gk::chosen_isa();
+  Generator g(12);
+  for (gk::Isa isa : {gk::Isa::eigen, gk::Isa::avx2, gk::Isa::avx512}) {
+    if (int(isa) > int(gk::host_isa())) continue;
+    gk::use_isa(isa);
+    for (const Case& cs : kCases) {
+      INFO(gk::isa_name(isa), " case n", cs.n, " c", cs.c, " ", cs.h, "x", cs.w, " o", cs.o, " k", cs.k, " s",
+           cs.stride, " p", cs.pad);
+      TD x = TD::uniform({cs.n, cs.c, cs.h, cs.w}, g, -1, 1);
+      TD w = TD::uniform({cs.o, cs.c, cs.k, cs.k}, g, -1, 1);
+      TD b = cs.bias ? TD::uniform({cs.o}, g, -1, 1) : TD();
+      auto as_float = [](const TD& t) {
+        const auto v = t.to_vector();
+        return Tensor<float>::from_vector(std::vector<float>(v.begin(), v.end()), t.shape());
+      };
+      Tensor<float> y = ops::conv2d(as_float(x), as_float(w), cs.bias ? as_float(b) : Tensor<float>(),
+                                    {cs.stride, cs.pad});
+      std::vector<double> yd;
+      for (float v : y.to_vector()) yd.push_back(v);
+      testing::check_close(yd, naive_conv(x, w, b, cs.stride, cs.pad), 1e-5, "conv2d float");
+    }
+  }
+  gk::use_isa(saved);
+}
+
 TEST_CASE("conv2d gradients match central differences") {
   std::uint64_t seed = 100;
   for (const Case& cs : kCases) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "conv_common.hpp"
 #include "gemm.hpp"
@@ -187,6 +188,18 @@ void scatter_add_block_weight(const Conv2dGeom& g, const ConvBlock& blk, const T
   visit_block_weight(g, blk, [&](std::int64_t packed, std::int64_t strided) { gw[strided] += dwc[packed]; });
 }
 
+// Where the block's weight column (i, j, c) lies in a row of w ([o, c, kh, kw]):
+// offsets[(i * nc + j) * C + c] = c * kh * kw + (r.t0 + i) * kw + c.t0 + j. With
+// dml's own float GEMM the forward reads the block's weight through these
+// offsets, straight from w, instead of transposing w first.
+inline void block_weight_offsets(const Conv2dGeom& g, const ConvBlock& blk, std::int64_t* offsets) {
+  const std::int64_t nc = blk.c.taps(), kk = g.kh * g.kw;
+  for (std::int64_t i = 0; i < blk.r.taps(); ++i)
+    for (std::int64_t j = 0; j < nc; ++j)
+      for (std::int64_t c = 0; c < g.c; ++c)
+        offsets[(i * nc + j) * g.c + c] = c * kk + (blk.r.t0 + i) * g.kw + blk.c.t0 + j;
+}
+
 // Whether the blocks read at least kh * kw taps in all, so that transposing the
 // whole weight once pays (a 3x3 conv on 1x1 maps reads only the centre tap:
 // then each block gathers its taps from w directly).
@@ -232,8 +245,11 @@ void channels_forward(const Conv2dGeom& g, const T* x, const T* w, const T* bias
   const auto blocks = conv_blocks(g);
   const bool whole = blocks.size() == 1;
   const std::int64_t chunk = conv_chunk(g, false);
+  // dml's float GEMM reads the weight in place (block_weight_offsets); Eigen's
+  // needs the block's weight as a matrix of its own.
+  const bool in_place = std::is_same_v<T, float> && gemm_kernel::active();
   T* wt = nullptr;  // the weight, taps-major, when transposed once
-  if (transpose_weight_once(g, blocks)) {
+  if (!in_place && transpose_weight_once(g, blocks)) {
     wt = scratch<T>(7, g.o * g.c * g.kh * g.kw);
     weight_to_taps_major(g, w, wt);
   }
@@ -258,6 +274,16 @@ void channels_forward(const Conv2dGeom& g, const T* x, const T* w, const T* bias
           T* t = scratch<T>(1, M * K);
           gather_rows_block(g, blk, xt, nb, t);
           a = t;
+        }
+        if constexpr (std::is_same_v<T, float>) {
+          if (in_place) {
+            std::int64_t* offsets = scratch<std::int64_t>(0, K);
+            block_weight_offsets(g, blk, offsets);
+            const gemm_kernel::Operand wb{w, g.c * g.kh * g.kw, true, offsets};  // op(B) = w_block^T
+            gemm_kernel::run(M, g.o, K, 1.f, {a, K, false}, wb, 0.f, rows_out, g.o);
+            if (!whole) move_block_rows(g, blk, nb, g.o, rows_out, yt, false);
+            continue;
+          }
         }
         const T* wc = nullptr;
         if (wt) {
