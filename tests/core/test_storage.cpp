@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "dml/core/storage.hpp"
 
@@ -55,4 +56,26 @@ TEST_CASE("freed large host blocks are reused, counted, and released on request"
   CHECK(Memory<Cpu>::cached_bytes() == 0);
   Memory<Cpu>::deallocate(nullptr, 0);
   CHECK(Memory<Cpu>::allocate(0) == nullptr);
+}
+
+TEST_CASE("host zero and copy cover every byte of blocks large enough to run on all threads") {
+  // From 1 MiB the work is split over the OpenMP threads at 64-byte boundaries;
+  // odd sizes and offsets check the first and last pieces.
+  for (std::size_t bytes : {std::size_t(100), (std::size_t(1) << 20) + 13, (std::size_t(3) << 20) + 1}) {
+    CAPTURE(bytes);
+    std::vector<unsigned char> src(bytes + 1), dst(bytes + 2, 0xAB);
+    for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<unsigned char>(i * 7 + 1);
+    Memory<Cpu>::copy(dst.data() + 1, src.data() + 1, bytes);
+    CHECK(dst[0] == 0xAB);
+    CHECK(dst[bytes + 1] == 0xAB);
+    bool same = true;
+    for (std::size_t i = 1; i <= bytes; ++i) same = same && dst[i] == src[i];
+    CHECK(same);
+    Memory<Cpu>::zero(dst.data() + 1, bytes);
+    bool zero = true;
+    for (std::size_t i = 1; i <= bytes; ++i) zero = zero && dst[i] == 0;
+    CHECK(zero);
+    CHECK(dst[0] == 0xAB);
+    CHECK(dst[bytes + 1] == 0xAB);
+  }
 }

@@ -8,6 +8,7 @@
 // the caching device allocator, so that core/ never sees CUDA.
 #pragma once
 
+#include <algorithm>
 #include <bit>
 #include <concepts>
 #include <cstddef>
@@ -19,6 +20,10 @@
 
 #include "../config.hpp"
 #include "device.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace dml {
 
@@ -138,6 +143,31 @@ class HostCache {
 
 }  // namespace detail
 
+namespace detail {
+
+// Calls f(lo, hi) on byte ranges that cover [0, bytes): on all OpenMP threads
+// for blocks of 1 MiB and more (a gradient or an activation: one core alone
+// leaves the other idle and reaches only part of the memory bandwidth), else
+// once on the calling thread. Cut at 64-byte boundaries.
+template <class F>
+void for_byte_ranges(std::size_t bytes, F&& f) noexcept {
+#ifdef _OPENMP
+  if (bytes >= (std::size_t(1) << 20) && !omp_in_parallel() && omp_get_max_threads() > 1) {
+#pragma omp parallel
+    {
+      const std::size_t t = std::size_t(omp_get_thread_num()), team = std::size_t(omp_get_num_threads());
+      const std::size_t lines = (bytes + 63) / 64;
+      const std::size_t lo = std::min(bytes, lines * t / team * 64), hi = std::min(bytes, lines * (t + 1) / team * 64);
+      if (lo < hi) f(lo, hi);
+    }
+    return;
+  }
+#endif
+  f(std::size_t(0), bytes);
+}
+
+}  // namespace detail
+
 // Host memory: 64-byte aligned so Eigen and AVX-512 loads are aligned. Blocks
 // of 64 KiB and more are recycled through a cache (see detail::HostCache);
 // empty_cache() returns them to the system, set_cache_limit() bounds them
@@ -162,10 +192,12 @@ struct Memory<Cpu> {
   // Large-block requests served by the system rather than the cache, so far.
   static std::size_t cache_misses() noexcept { return detail::HostCache::instance().misses(); }
   static void zero(void* p, std::size_t bytes) noexcept {
-    if (bytes) std::memset(p, 0, bytes);
+    detail::for_byte_ranges(bytes, [&](std::size_t lo, std::size_t hi) { std::memset(static_cast<char*>(p) + lo, 0, hi - lo); });
   }
   static void copy(void* dst, const void* src, std::size_t bytes) noexcept {
-    if (bytes) std::memcpy(dst, src, bytes);
+    detail::for_byte_ranges(bytes, [&](std::size_t lo, std::size_t hi) {
+      std::memcpy(static_cast<char*>(dst) + lo, static_cast<const char*>(src) + lo, hi - lo);
+    });
   }
   static void to_host(void* dst, const void* src, std::size_t bytes) noexcept { copy(dst, src, bytes); }
   static void from_host(void* dst, const void* src, std::size_t bytes) noexcept { copy(dst, src, bytes); }
