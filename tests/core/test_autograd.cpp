@@ -20,6 +20,23 @@ TEST_CASE("gradients of a small expression match the hand-derived values") {
   CHECK(y.grad().to_vector() == std::vector<double>{1, 2, 3});
 }
 
+TEST_CASE("leaf gradients own their storage, also when an op passes one gradient to two leaves") {
+  // x + y hands the same incoming gradient to both leaves, and a reshape
+  // passes a view of it: each leaf must still get a buffer of its own (the
+  // first contribution is kept without a copy only when nothing else holds it).
+  auto x = TD::from_vector({1, 2, 3, 4}).requires_grad_();
+  auto y = TD::from_vector({5, 6, 7, 8}).requires_grad_();
+  auto w = TD::from_vector({1, 1, 1, 1}).requires_grad_();
+  auto z = (x + y).reshape({2, 2}) * w.reshape({2, 2});
+  z.backward(TD::from_vector({1, 2, 3, 4}, {2, 2}));
+  CHECK(x.grad().to_vector() == std::vector<double>{1, 2, 3, 4});
+  CHECK(y.grad().to_vector() == std::vector<double>{1, 2, 3, 4});
+  CHECK(x.grad().data() != y.grad().data());
+  CHECK(w.grad().to_vector() == std::vector<double>{6, 16, 30, 48});
+  x.grad().data()[0] = 100;  // writing one leaf's gradient leaves the other alone
+  CHECK(y.grad().to_vector()[0] == 1);
+}
+
 TEST_CASE("a tensor used twice accumulates both gradients") {
   auto x = TD::from_vector({2.0}).requires_grad_();
   auto f = ops::sum(x * x * x);  // d/dx x^3 = 3x^2 = 12

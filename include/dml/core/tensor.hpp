@@ -466,7 +466,11 @@ void Tensor<T, D>::backward(const Tensor& grad_output) const {
         Impl& leaf = *edge.leaf;
         DML_CHECK(gi.shape() == leaf.shape, "backward: op '", node.name, "' produced a gradient of shape ",
                   gi.shape().str(), " for an input of shape ", leaf.shape.str());
-        if (!leaf.grad) leaf.grad = gi.clone().impl_;
+        // The first contribution: kept as it is when nothing else holds it or its
+        // storage (a fresh gradient, the usual case), else copied.
+        if (!leaf.grad) leaf.grad = gi.impl_.use_count() == 1 && gi.impl_->storage.use_count() == 1 && !gi.impl_->grad_fn
+                                        ? std::move(gi.impl_)
+                                        : gi.clone().impl_;
         else Backend<D>::add(leaf.grad->storage->data(), gi.data(), leaf.grad->storage->data(), gi.numel());
       }
     }
