@@ -56,13 +56,17 @@ struct Conv {
             gbias[oc] = acc;
           },
           g.n * howo);
-    if (gw) std::fill(gw, gw + g.o * g.c * g.kh * g.kw, T(0));
-    if (gx) std::fill(gx, gx + g.n * g.c * g.h * g.w, T(0));
-    if ((!gx && !gw) || g.n == 0 || g.o == 0 || howo <= 0) return;
-    if (g.c >= kChannelLoweringMinChannels)
-      conv_detail::channels_backward(g, gy, x, w, gx, gw);
-    else
-      conv_detail::rows_backward(g, gy, x, w, gx, gw);
+    auto zero = [&] {
+      if (gw) Memory<Cpu>::zero(gw, sizeof(T) * static_cast<std::size_t>(g.o * g.c * g.kh * g.kw));
+      if (gx) Memory<Cpu>::zero(gx, sizeof(T) * static_cast<std::size_t>(g.n * g.c * g.h * g.w));
+    };
+    if ((!gx && !gw) || g.n == 0 || g.o == 0 || howo <= 0) return zero();
+    if (g.c >= kChannelLoweringMinChannels) {
+      conv_detail::channels_backward(g, gy, x, w, gx, gw);  // overwrites both
+    } else {
+      zero();
+      conv_detail::rows_backward(g, gy, x, w, gx, gw);  // adds into both
+    }
   }
 };
 

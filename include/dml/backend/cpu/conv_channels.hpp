@@ -114,9 +114,9 @@ void weight_to_taps_major(const Conv2dGeom& g, const T* w, T* wt) {
       size);
 }
 
-// gw[o, c, t] += gwt[o, t, c]: the reverse of weight_to_taps_major, adding.
+// gw[o, c, t] = gwt[o, t, c]: the reverse of weight_to_taps_major.
 template <class T>
-void add_taps_major_to_weight(const Conv2dGeom& g, const T* gwt, T* gw) {
+void taps_major_to_weight(const Conv2dGeom& g, const T* gwt, T* gw) {
   const std::int64_t kk = g.kh * g.kw, size = g.c * kk;
   parallel_for(
       g.o,
@@ -124,7 +124,7 @@ void add_taps_major_to_weight(const Conv2dGeom& g, const T* gwt, T* gw) {
         const T* s = gwt + o * size;
         T* d = gw + o * size;
         for (std::int64_t c = 0; c < g.c; ++c)
-          for (std::int64_t t = 0; t < kk; ++t) d[c * kk + t] += s[t * g.c + c];
+          for (std::int64_t t = 0; t < kk; ++t) d[c * kk + t] = s[t * g.c + c];
       },
       size);
 }
@@ -311,8 +311,8 @@ void channels_forward(const Conv2dGeom& g, const T* x, const T* w, const T* bias
   }
 }
 
-// The channel lowering of Conv::conv2d_backward: adds into gw and gx (either
-// may be null), which the caller has zeroed.
+// The channel lowering of Conv::conv2d_backward: overwrites gw and gx (either
+// may be null).
 template <class T>
 void channels_backward(const Conv2dGeom& g, const T* gy, const T* x, const T* w, T* gx, T* gw) {
   const std::int64_t hw = g.h * g.w, howo = g.ho * g.wo, in_img = g.c * hw, out_img = g.o * howo;
@@ -328,8 +328,13 @@ void channels_backward(const Conv2dGeom& g, const T* gy, const T* x, const T* w,
   }
   if (gw && transposed) {
     gwt = scratch<T>(8, wsize);
-    std::fill(gwt, gwt + wsize, T(0));
+    Memory<Cpu>::zero(gwt, sizeof(T) * static_cast<std::size_t>(wsize));
+  } else if (gw) {  // the blocks add into gw itself
+    Memory<Cpu>::zero(gw, sizeof(T) * static_cast<std::size_t>(wsize));
   }
+  // gx: with pixels, the channels-last gradient gxt (zeroed below) is
+  // transposed into gx at the end; 1x1 maps add into gx itself.
+  if (gx && hw == 1) Memory<Cpu>::zero(gx, sizeof(T) * static_cast<std::size_t>(g.n * in_img));
   for (std::int64_t b0 = 0; b0 < g.n; b0 += chunk) {
     const std::int64_t nb = std::min(chunk, g.n - b0);
     const T* xt = x + b0 * in_img;
@@ -348,7 +353,7 @@ void channels_backward(const Conv2dGeom& g, const T* gy, const T* x, const T* w,
     T* gxt = gxb;  // channels-last input gradient, zeroed
     if (gx && hw > 1) {
       gxt = scratch<T>(5, nb * in_img);
-      std::fill(gxt, gxt + nb * in_img, T(0));
+      Memory<Cpu>::zero(gxt, sizeof(T) * static_cast<std::size_t>(nb * in_img));
     }
     for (const ConvBlock& blk : blocks) {
       const std::int64_t K = blk.taps() * g.c, M = nb * blk.positions();
@@ -396,7 +401,7 @@ void channels_backward(const Conv2dGeom& g, const T* gy, const T* x, const T* w,
     }
     if (gx && hw > 1) to_channels_first(static_cast<const T*>(gxt), gxb, nb, g.c, hw, static_cast<const T*>(nullptr));
   }
-  if (gwt) add_taps_major_to_weight(g, static_cast<const T*>(gwt), gw);
+  if (gwt) taps_major_to_weight(g, static_cast<const T*>(gwt), gw);
 }
 
 }  // namespace dml::cpu::conv_detail
