@@ -265,7 +265,10 @@ DML_GEMM_UNROLL(GCC unroll 14)
   }
 };
 
-// The AVX2 + FMA micro-kernel, same contract.
+// The AVX2 + FMA micro-kernel, same contract and the same loops as Avx512's in
+// 256-bit intrinsics. A second body rather than a shared template: the target
+// attribute cannot be a template parameter, and GCC will not inline one ISA's
+// intrinsics into a body compiled for another.
 struct Avx2 {
   static constexpr int MR = 6, NR = 16;
   static constexpr std::int64_t KC = 256, MC = 6 * 24, NC = 2048;
