@@ -5,8 +5,11 @@
 // Loss and BatchNorm talk to a Collective*, and dml::distributed implements one
 // over MPI (dml/distributed/mpi.hpp). Every call is collective: all ranks make
 // it, in the same order, with the same sizes (gather: the same `counts`).
-// Pointers are into the memory of the tensors being reduced (host memory for a
-// CPU communicator).
+// Pointers are into the memory of the tensors being reduced: host memory for a
+// host communicator (MPI); host or device memory for one whose
+// takes_device_memory() is true (NCCL: dml/distributed/nccl.cuh). Code that
+// reduces a Tensor<T, D> calls the *_on helpers below, which stage device
+// memory through the host for a host communicator.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +19,8 @@
 #include <vector>
 
 #include "../config.hpp"
+#include "device.hpp"
+#include "storage.hpp"
 
 namespace dml {
 
@@ -44,6 +49,11 @@ class Collective {
   // recv (sum of counts elements) receives counts[r] elements from rank r, in
   // rank order; this rank sends send[0..counts[rank()]).
   virtual void all_gather(const void* send, void* recv, std::span<const std::size_t> counts, CommType type) = 0;
+  // Whether the three calls above also take device memory. Where they do,
+  // calls on device memory may return before the data is ready: they are
+  // queued on dml's CUDA stream, so every later dml kernel and copy sees the
+  // result.
+  virtual bool takes_device_memory() const noexcept { return false; }
 
   template <class T>
   void all_reduce_sum(std::span<T> v) {
@@ -61,6 +71,37 @@ class Collective {
     return std::vector<std::size_t>(c.begin(), c.end());
   }
 };
+
+// The calls above on the memory of a Tensor<T, D>: directly for host tensors
+// or a communicator that takes device memory; otherwise through a host copy
+// (a device tensor on an MPI communicator: correct, but two copies per call).
+template <class D, class T>
+void all_reduce_sum_on(Collective& c, T* data, std::size_t n) {
+  if (std::is_same_v<D, Cpu> || c.takes_device_memory() || n == 0) return c.all_reduce_sum(data, n, comm_type<T>());
+  std::vector<T> host(n);
+  Memory<D>::to_host(host.data(), data, n * sizeof(T));
+  c.all_reduce_sum(host.data(), n, comm_type<T>());
+  Memory<D>::from_host(data, host.data(), n * sizeof(T));
+}
+template <class D, class T>
+void broadcast_on(Collective& c, T* data, std::size_t n, int root) {
+  if (std::is_same_v<D, Cpu> || c.takes_device_memory() || n == 0) return c.broadcast(data, n, comm_type<T>(), root);
+  std::vector<T> host(n);
+  Memory<D>::to_host(host.data(), data, n * sizeof(T));
+  c.broadcast(host.data(), n, comm_type<T>(), root);
+  Memory<D>::from_host(data, host.data(), n * sizeof(T));
+}
+template <class D, class T>
+void all_gather_on(Collective& c, const T* send, T* recv, std::span<const std::size_t> counts) {
+  if (std::is_same_v<D, Cpu> || c.takes_device_memory()) return c.all_gather(send, recv, counts, comm_type<T>());
+  std::size_t total = 0;
+  for (std::size_t k : counts) total += k;
+  const std::size_t mine = counts[static_cast<std::size_t>(c.rank())];
+  std::vector<T> host_send(mine), host_recv(total);
+  Memory<D>::to_host(host_send.data(), send, mine * sizeof(T));
+  c.all_gather(host_send.data(), host_recv.data(), counts, comm_type<T>());
+  Memory<D>::from_host(recv, host_recv.data(), total * sizeof(T));
+}
 
 // How a data-parallel group splits an epoch: this process is shard `rank` of
 // `world`. {0, 1} is a single process.

@@ -73,8 +73,8 @@ class CenterLoss : public nn::Module<T, D> {
     }
     TensorT all = TensorT::empty(Shape{total, dim_});
     Labels all_labels = Labels::empty(Shape{total});
-    comm_->all_gather(emb.data(), all.data(), values, comm_type<T>());
-    comm_->all_gather(labels.data(), all_labels.data(), rows, CommType::Int64);
+    all_gather_on<D>(*comm_, emb.data(), all.data(), values);
+    all_gather_on<D>(*comm_, labels.data(), all_labels.data(), rows);
     Backend<D>::center_update(centers_.data(), all.data(), all_labels.data(), total, dim_, classes_, T(alpha_));
   }
 

@@ -25,7 +25,7 @@ struct BatchNormOptions {
 // (unbiased variance) and num_batches_tracked; eval mode uses the running
 // statistics. Without track_running_stats both modes use batch statistics.
 // With set_collective (sync_batch_norm below) training statistics are those of
-// every rank's batch (ops::sync_batch_norm; host tensors).
+// every rank's batch (ops::sync_batch_norm; host or device tensors).
 template <class T = float, class D = Cpu>
 class BatchNormBase : public Module<T, D> {
  public:
@@ -60,13 +60,8 @@ class BatchNormBase : public Module<T, D> {
       rm = running_mean_;
       rv = running_var_;
     }
-    if (comm_ && batch_stats && comm_->size() > 1) {
-      if constexpr (std::is_same_v<D, Cpu>)
-        return ops::sync_batch_norm(x, weight_, bias_, rm, rv, *comm_, ops::BatchNormOptions{true, momentum, opt_.eps});
-      else
-        throw Error(::dml::detail::concat(this->type_name(), ": synchronised batch statistics need host tensors "
-                                          "(the NCCL path is not written yet)"));
-    }
+    if (comm_ && batch_stats && comm_->size() > 1)
+      return ops::sync_batch_norm(x, weight_, bias_, rm, rv, *comm_, ops::BatchNormOptions{true, momentum, opt_.eps});
     return ops::batch_norm(x, weight_, bias_, rm, rv, ops::BatchNormOptions{batch_stats, momentum, opt_.eps});
   }
 

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "../backend/kernels/batchnorm.hpp"
 #include "../core/collective.hpp"
 #include "batchnorm.hpp"
 #include "common.hpp"
@@ -28,15 +29,16 @@ namespace dml::ops {
 // SyncBatchNorm). weight and bias get this rank's share of their gradient, as
 // in batch_norm. running_mean / running_var, when defined,
 // are updated in place from the global statistics (unbiased variance), the
-// same on every rank. Host tensors only for now. Collective: every rank calls
-// it for the same layer with the same channel count. Throws dml::Error as
+// same on every rank. Host or device tensors (device memory goes to the
+// Collective as it is when it takes_device_memory(), through the host
+// otherwise). Collective: every rank calls it for the same layer with the same
+// channel count. Throws dml::Error as
 // batch_norm does, and when the ranks' batches together hold one value per
 // channel or fewer.
 template <class T, class D>
 Tensor<T, D> sync_batch_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, const Tensor<T, D>& bias,
                              Tensor<T, D> running_mean, Tensor<T, D> running_var, Collective& comm,
                              BatchNormOptions opt = {}) {
-  static_assert(std::is_same_v<D, Cpu>, "sync_batch_norm: host tensors only (the NCCL path is not written yet)");
   static_assert(Real<T>, "sync_batch_norm needs float or double tensors");
   DML_CHECK(x.defined() && x.rank() >= 2 && x.rank() <= 4, "sync_batch_norm: input must have rank 2, 3 or 4, got ",
             detail::shape_or_undefined(x));
@@ -52,105 +54,67 @@ Tensor<T, D> sync_batch_norm(const Tensor<T, D>& x, const Tensor<T, D>& weight, 
   DML_CHECK(running_mean.defined() == running_var.defined(),
             "sync_batch_norm: running_mean and running_var must be both given or both absent");
 
-  // count, sum per channel, sum of squares per channel
-  std::vector<double> stats(static_cast<std::size_t>(2 * c + 1), 0.0);
-  const T* xp = x.data();
-  stats[0] = static_cast<double>(n * s);
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-      const T* row = xp + (i * c + ch) * s;
-      double s1 = 0, s2 = 0;
-      for (std::int64_t k = 0; k < s; ++k) {
-        const double v = static_cast<double>(row[k]);
-        s1 += v;
-        s2 += v * v;
-      }
-      stats[static_cast<std::size_t>(1 + ch)] += s1;
-      stats[static_cast<std::size_t>(1 + c + ch)] += s2;
-    }
-  comm.all_reduce_sum(std::span<double>(stats));
-  const double m = stats[0];
+  // This rank's per-channel sums (Backend<D>::batch_norm_sums: two passes in
+  // double), all-reduced, then BatchNorm's epilogue and apply with the global
+  // statistics: the kernels of backend/kernels/batchnorm.hpp, on either device.
+  std::vector<double> count = {static_cast<double>(n * s)};
+  comm.all_reduce_sum(std::span<double>(count));
+  const auto m = static_cast<std::int64_t>(count[0]);
   DML_CHECK(m > 1, "sync_batch_norm: expected more than 1 value per channel over all ranks, got ", m,
             " (this rank's input ", x.shape().str(), ")");
+  Tensor<double, D> sums = Tensor<double, D>::zeros(Shape{2 * c});
+  Backend<D>::batch_norm_sums(x.data(), n, c, s, kernels::BnStoreSums{sums.data(), c, n * s});
+  all_reduce_sum_on<D>(comm, sums.data(), static_cast<std::size_t>(2 * c));
 
   Tensor<T, D> out = Tensor<T, D>::empty(x.shape());
   Tensor<T, D> mean = Tensor<T, D>::empty(Shape{c}), invstd = Tensor<T, D>::empty(Shape{c});
+  Tensor<T, D> coef = Tensor<T, D>::empty(Shape{2 * c});
   const T* w = weight.defined() ? weight.data() : nullptr;
   const T* b = bias.defined() ? bias.data() : nullptr;
-  for (std::int64_t ch = 0; ch < c; ++ch) {
-    const double mu = stats[static_cast<std::size_t>(1 + ch)] / m;
-    const double var = std::max(0.0, stats[static_cast<std::size_t>(1 + c + ch)] / m - mu * mu);
-    mean.data()[ch] = static_cast<T>(mu);
-    invstd.data()[ch] = static_cast<T>(1.0 / std::sqrt(var + opt.eps));
-    if (running_mean.defined()) {
-      T* rm = running_mean.data();
-      T* rv = running_var.data();
-      rm[ch] = static_cast<T>((1 - opt.momentum) * static_cast<double>(rm[ch]) + opt.momentum * mu);
-      rv[ch] = static_cast<T>((1 - opt.momentum) * static_cast<double>(rv[ch]) + opt.momentum * var * m / (m - 1));
-    }
-  }
-  T* yp = out.data();
-  for (std::int64_t i = 0; i < n; ++i)
-    for (std::int64_t ch = 0; ch < c; ++ch) {
-      const T mu = mean.data()[ch], is = invstd.data()[ch];
-      const T scale = w ? w[ch] * is : is, shift = b ? b[ch] : T(0);
-      const T* row = xp + (i * c + ch) * s;
-      T* dst = yp + (i * c + ch) * s;
-      for (std::int64_t k = 0; k < s; ++k) dst[k] = (row[k] - mu) * scale + shift;
-    }
+  const kernels::BnTrainEpilogue<T> epilogue{w,
+                                             b,
+                                             mean.data(),
+                                             invstd.data(),
+                                             running_mean.defined() ? running_mean.data() : nullptr,
+                                             running_var.defined() ? running_var.data() : nullptr,
+                                             coef.data(),
+                                             c,
+                                             m,
+                                             opt.momentum,
+                                             opt.eps};
+  Backend<D>::for_each(c, kernels::BnSyncStats<T>{sums.data(), epilogue});
+  if (n * s > 0) Backend<D>::for_each_2d(n * c, s, kernels::BnApply<T>{x.data(), coef.data(), out.data(), c, s});
 
   if (detail::tracking_any({&x, &weight, &bias}))
     detail::record(out, "sync_batch_norm", {&x, &weight, &bias},
                    [xs = x.detach(), ws = weight.defined() ? weight.detach() : Tensor<T, D>(), mean, invstd, n, c, s,
                     m, comm = &comm](const Tensor<T, D>& gy, Needs need) {
-                     // this rank's sums of gy and gy * x_hat per channel; the global ones for gx
-                     std::vector<double> sums(static_cast<std::size_t>(2 * c), 0.0);
-                     const T* g = gy.data();
-                     const T* xv = xs.data();
-                     for (std::int64_t i = 0; i < n; ++i)
-                       for (std::int64_t ch = 0; ch < c; ++ch) {
-                         const double mu = mean.data()[ch], is = invstd.data()[ch];
-                         const T* gr = g + (i * c + ch) * s;
-                         const T* xr = xv + (i * c + ch) * s;
-                         double a = 0, bsum = 0;
-                         for (std::int64_t k = 0; k < s; ++k) {
-                           a += static_cast<double>(gr[k]);
-                           bsum += static_cast<double>(gr[k]) * (static_cast<double>(xr[k]) - mu) * is;
-                         }
-                         sums[static_cast<std::size_t>(ch)] += a;
-                         sums[static_cast<std::size_t>(c + ch)] += bsum;
-                       }
+                     // This rank's sums of gy and gy * x_hat per channel (its gbeta and
+                     // ggamma), times n for the all-reduce, divided by n again in the
+                     // coefficients of gx.
                      Tensor<T, D> gx, gw, gb;
-                     if (need[1]) {
-                       gw = Tensor<T, D>::empty(Shape{c});
-                       for (std::int64_t ch = 0; ch < c; ++ch) gw.data()[ch] = static_cast<T>(sums[c + ch]);
-                     }
-                     if (need[2]) {
-                       gb = Tensor<T, D>::empty(Shape{c});
-                       for (std::int64_t ch = 0; ch < c; ++ch) gb.data()[ch] = static_cast<T>(sums[ch]);
-                     }
+                     if (need[1]) gw = Tensor<T, D>::empty(Shape{c});
+                     if (need[2]) gb = Tensor<T, D>::empty(Shape{c});
+                     Tensor<double, D> sums = Tensor<double, D>::zeros(Shape{2 * c});
+                     Backend<D>::batch_norm_backward_sums(
+                         gy.data(), xs.data(), mean.data(), n, c, s,
+                         kernels::BnStoreBackwardSums<T>{invstd.data(), gw.defined() ? gw.data() : nullptr,
+                                                         gb.defined() ? gb.data() : nullptr, sums.data(), c,
+                                                         static_cast<double>(n)});
                      // Collective on every rank whether or not x needs a gradient here, so
                      // that the ranks stay in step.
-                     for (double& v : sums) v *= static_cast<double>(n);
-                     comm->all_reduce_sum(std::span<double>(sums));
-                     for (double& v : sums) v /= static_cast<double>(n);
+                     all_reduce_sum_on<D>(*comm, sums.data(), static_cast<std::size_t>(2 * c));
                      if (need[0]) {
                        gx = Tensor<T, D>::empty(xs.shape());
-                       T* gxp = gx.data();
-                       for (std::int64_t i = 0; i < n; ++i)
-                         for (std::int64_t ch = 0; ch < c; ++ch) {
-                           const double mu = mean.data()[ch], is = invstd.data()[ch];
-                           const double wv = ws.defined() ? static_cast<double>(ws.data()[ch]) : 1.0;
-                           const double mg = sums[static_cast<std::size_t>(ch)] / m;
-                           const double mgx = sums[static_cast<std::size_t>(c + ch)] / m;
-                           const T* gr = g + (i * c + ch) * s;
-                           const T* xr = xv + (i * c + ch) * s;
-                           T* dst = gxp + (i * c + ch) * s;
-                           for (std::int64_t k = 0; k < s; ++k) {
-                             const double xhat = (static_cast<double>(xr[k]) - mu) * is;
-                             dst[k] = static_cast<T>(wv * is * (static_cast<double>(gr[k]) - mg - xhat * mgx));
-                           }
-                         }
+                       if (n * s > 0) {
+                         Tensor<T, D> coef = Tensor<T, D>::empty(Shape{3 * c});
+                         Backend<D>::for_each(c, kernels::BnSyncBackwardCoef<T>{
+                                                     sums.data(), ws.defined() ? ws.data() : nullptr, invstd.data(),
+                                                     coef.data(), c, m, static_cast<double>(n)});
+                         Backend<D>::for_each_2d(n * c, s,
+                                                 kernels::BnBackwardApply<T, true>{gy.data(), xs.data(), mean.data(),
+                                                                                   coef.data(), gx.data(), c, s});
+                       }
                      }
                      return detail::Grads<T, D>{gx, gw, gb};
                    });

@@ -41,8 +41,7 @@ void broadcast_entries(Collective& c, const std::vector<std::pair<std::string, n
   for (const auto& [name, entry] : entries)
     std::visit(
         [&](auto t) {
-          using E = std::remove_cv_t<std::remove_pointer_t<decltype(t.data())>>;
-          if (t.numel() > 0) c.broadcast(t.data(), static_cast<std::size_t>(t.numel()), comm_type<E>(), root);
+          if (t.numel() > 0) broadcast_on<D>(c, t.data(), static_cast<std::size_t>(t.numel()), root);
         },
         entry);
 }
@@ -129,7 +128,7 @@ class GradientAverager {
       if (used + n > bucket_elems_ && !pending.empty()) flush(pending, used);
       if (n > bucket_elems_) {  // larger than a bucket: reduced in place on its own
         Backend<D>::map(fn::Affine{weight, 0.0}, g.data(), g.data(), g.numel());
-        comm_->all_reduce_sum(g.data(), n, comm_type<T>());
+        all_reduce_sum_on<D>(*comm_, g.data(), n);
         bytes_ += n * sizeof(T);
         continue;
       }
@@ -148,7 +147,7 @@ class GradientAverager {
 
  private:
   void flush(std::vector<Tensor<T, D>>& pending, std::size_t& used) {
-    comm_->all_reduce_sum(bucket_.data(), used, comm_type<T>());
+    all_reduce_sum_on<D>(*comm_, bucket_.data(), used);
     bytes_ += used * sizeof(T);
     std::size_t off = 0;
     for (Tensor<T, D>& g : pending) {

@@ -108,6 +108,60 @@ struct BatchNorm {
       backward<T, false>(gy, x, gamma, mean, invstd, gx, ggamma, gbeta, n, c, s);
   }
 
+  // Per channel of x [n, c, s]: epilogue(ch, mean, ss), the mean and the sum of
+  // squared deviations of its n * s values (two passes, in double, as
+  // batch_norm_train). For synchronised batch normalisation, which combines
+  // the ranks' sums before normalising.
+  template <class T, class E>
+  static void batch_norm_sums(const T* x, std::int64_t n, std::int64_t c, std::int64_t s, E epilogue) {
+    const std::int64_t m = n * s;
+    if (c <= 0 || m <= 0) return;
+    parallel_for(
+        c,
+        [&](std::int64_t ch) {
+          double sum = 0;
+          for (std::int64_t b = 0; b < n; ++b) {
+            const T* xp = x + (b * c + ch) * s;
+            for (std::int64_t q = 0; q < s; ++q) sum += double(xp[q]);
+          }
+          const double mean = sum / double(m);
+          double ss = 0;
+          for (std::int64_t b = 0; b < n; ++b) {
+            const T* xp = x + (b * c + ch) * s;
+            for (std::int64_t q = 0; q < s; ++q) {
+              const double d = double(xp[q]) - mean;
+              ss += d * d;
+            }
+          }
+          epilogue(ch, mean, ss);
+        },
+        2 * m);
+  }
+
+  // Per channel: epilogue(ch, sum gy, sum gy * (x - mean)) in double, as
+  // batch_norm_backward's sums (for synchronised batch normalisation).
+  template <class T, class E>
+  static void batch_norm_backward_sums(const T* gy, const T* x, const T* mean, std::int64_t n, std::int64_t c,
+                                       std::int64_t s, E epilogue) {
+    if (c <= 0) return;
+    parallel_for(
+        c,
+        [&](std::int64_t ch) {
+          const double mu = double(mean[ch]);
+          double sum_g = 0, sum_gxc = 0;
+          for (std::int64_t b = 0; b < n; ++b) {
+            const T* xp = x + (b * c + ch) * s;
+            const T* gp = gy + (b * c + ch) * s;
+            for (std::int64_t q = 0; q < s; ++q) {
+              sum_g += double(gp[q]);
+              sum_gxc += double(gp[q]) * (double(xp[q]) - mu);
+            }
+          }
+          epilogue(ch, sum_g, sum_gxc);
+        },
+        2 * n * s);
+  }
+
  private:
   template <class T, bool kBatchStats>
   static void backward(const T* gy, const T* x, const T* gamma, const T* mean, const T* invstd, T* gx, T* ggamma,

@@ -25,10 +25,10 @@ DML_HD std::int64_t bn_index(std::int64_t k, std::int64_t ch, std::int64_t c, st
 }
 
 // Batch mean and sum of squared deviations per channel (two passes, in
-// double), handed to the epilogue (statistics, running statistics, coef).
-template <class T>
-__global__ void bn_train_stats_kernel(const T* x, kernels::BnTrainEpilogue<T> epilogue, std::int64_t n,
-                                      std::int64_t c, std::int64_t s) {
+// double), handed to the epilogue (BnTrainEpilogue: statistics, running
+// statistics, coef; BnStoreSums: what synchronised batch norm all-reduces).
+template <class T, class E>
+__global__ void bn_train_stats_kernel(const T* x, E epilogue, std::int64_t n, std::int64_t c, std::int64_t s) {
   __shared__ double scratch[kWarp];
   const std::int64_t m = n * s;
   for (std::int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
@@ -47,10 +47,9 @@ __global__ void bn_train_stats_kernel(const T* x, kernels::BnTrainEpilogue<T> ep
 
 // Per channel: sum gy and sum gy * (x - mean) (in double), handed to the
 // epilogue (gbeta, ggamma and the coefficients of gx).
-template <class T>
-__global__ void bn_backward_stats_kernel(const T* gy, const T* x, const T* mean,
-                                         kernels::BnBackwardEpilogue<T> epilogue, std::int64_t n, std::int64_t c,
-                                         std::int64_t s) {
+template <class T, class E>
+__global__ void bn_backward_stats_kernel(const T* gy, const T* x, const T* mean, E epilogue,
+                                         std::int64_t n, std::int64_t c, std::int64_t s) {
   __shared__ double scratch[kWarp];
   const std::int64_t m = n * s;
   for (std::int64_t ch = blockIdx.x; ch < c; ch += gridDim.x) {
@@ -118,6 +117,27 @@ struct BatchNorm {
       Launch::for_each_2d(n * c, s, kernels::BnBackwardApply<T, true>{gy, x, mean, coef.get(), gx, c, s});
     else
       Launch::for_each_2d(n * c, s, kernels::BnBackwardApply<T, false>{gy, x, mean, coef.get(), gx, c, s});
+  }
+
+  // Per channel of x [n, c, s]: epilogue(ch, mean, ss), the mean and the sum of
+  // squared deviations of its n * s values (in double, as batch_norm_train).
+  // For synchronised batch normalisation, which combines the ranks' sums.
+  template <class T, class E>
+  static void batch_norm_sums(const T* x, std::int64_t n, std::int64_t c, std::int64_t s, E epilogue) {
+    if (c <= 0 || n * s <= 0) return;
+    detail::bn_train_stats_kernel<<<detail::bn_grid(c), detail::kBlock, 0, stream()>>>(x, epilogue, n, c, s);
+    DML_CUDA_CHECK_LAUNCH();
+  }
+
+  // Per channel: epilogue(ch, sum gy, sum gy * (x - mean)) in double, as
+  // batch_norm_backward's sums (for synchronised batch normalisation).
+  template <class T, class E>
+  static void batch_norm_backward_sums(const T* gy, const T* x, const T* mean, std::int64_t n, std::int64_t c,
+                                       std::int64_t s, E epilogue) {
+    if (c <= 0) return;
+    detail::bn_backward_stats_kernel<<<detail::bn_grid(c), detail::kBlock, 0, stream()>>>(gy, x, mean, epilogue, n,
+                                                                                            c, s);
+    DML_CUDA_CHECK_LAUNCH();
   }
 };
 

@@ -157,4 +157,76 @@ struct BnBackwardApply {
   }
 };
 
+// ---- synchronised batch normalisation (ops/sync_batchnorm.hpp) --------------
+// Each rank's per-channel sums are all-reduced between the sum kernels above and
+// the epilogues, so the epilogues see the sums of every rank's batch.
+
+// Forward, before the all-reduce: channel ch's sum and sum of squares over this
+// rank's m values, from the mean and the sum of squared deviations ss:
+// sums[ch] = m mean, sums[c + ch] = ss + m mean^2.
+struct BnStoreSums {
+  double* sums;
+  std::int64_t c, m;
+  DML_HD void operator()(std::int64_t ch, double mean, double ss) const {
+    sums[ch] = mean * double(m);
+    sums[c + ch] = ss + mean * mean * double(m);
+  }
+};
+
+// Forward, after it (1-D over channels): the mean and biased variance of the
+// m = epilogue.m values of all ranks (var = max(0, S2 / m - mean^2)), handed to
+// BnTrainEpilogue (statistics, running statistics, coef).
+template <class T>
+struct BnSyncStats {
+  const double* sums;
+  BnTrainEpilogue<T> epilogue;
+  DML_HD void operator()(std::int64_t ch) const {
+    const double m = double(epilogue.m);
+    const double mean = sums[ch] / m;
+    const double var = math::max(0.0, sums[epilogue.c + ch] / m - mean * mean);
+    epilogue(ch, mean, var * m);
+  }
+};
+
+// Backward, before the all-reduce: this rank's gbeta = sum gy and ggamma = sum
+// gy xhat (when non-null: a parameter's gradient is this rank's share), and
+// both sums times `weight` into sums[ch], sums[c + ch].
+template <class T>
+struct BnStoreBackwardSums {
+  const T* invstd;
+  T* ggamma;
+  T* gbeta;
+  double* sums;
+  std::int64_t c;
+  double weight;
+  DML_HD void operator()(std::int64_t ch, double sum_g, double sum_gxc) const {
+    const double sum_gx = sum_gxc * double(invstd[ch]);
+    if (gbeta) gbeta[ch] = T(sum_g);
+    if (ggamma) ggamma[ch] = T(sum_gx);
+    sums[ch] = sum_g * weight;
+    sums[c + ch] = sum_gx * weight;
+  }
+};
+
+// Backward, after it (1-D over channels): BnBackwardApply<T, true>'s
+// coefficients from the all-reduced sums divided by `weight` (this rank's
+// scale) and the global count m.
+template <class T>
+struct BnSyncBackwardCoef {
+  const double* sums;
+  const T* gamma;
+  const T* invstd;
+  T* coef;
+  std::int64_t c, m;
+  double weight;
+  DML_HD void operator()(std::int64_t ch) const {
+    const double is = double(invstd[ch]);
+    const double k = (gamma ? double(gamma[ch]) : 1.0) * is;
+    const double mg = sums[ch] / weight / double(m), mgx = sums[c + ch] / weight / double(m);
+    coef[ch] = T(k);
+    coef[c + ch] = T(-k * mg);
+    coef[2 * c + ch] = T(-k * is * mgx);
+  }
+};
+
 }  // namespace dml::kernels
