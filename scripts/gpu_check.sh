@@ -7,8 +7,12 @@
 #
 # Steps
 #   1. configure build/gpu (Release, CUDA archs of this GPU; no header checks)
-#   2. build dml_cuda_tests, bench_* of every bench/*.cu and reproduce_cuda
+#   2. build dml_cuda_tests, dml_nccl_tests (when configured), bench_* of every bench/*.cu and
+#      reproduce_cuda
 #   3. run dml_cuda_tests with DML_REQUIRE_GPU=1: a test that would skip for lack of a device fails
+#   3b. when dml::nccl was configured (nvcc + MPI + NCCL): dml_nccl_tests (tests/distributed/*.cu,
+#      NCCL communicator, GradientAverager and SyncBatchNorm on Cuda tensors) under mpirun with
+#      1 rank, and with 2 ranks when the machine has 2 or more GPUs (noted as skipped otherwise)
 #   4. run each CUDA bench with DML_REQUIRE_GPU=1 (they validate, then print `name: value unit`
 #      lines); bench_resnet18_cuda (bench/resnet18.cu): ResNet18 training and inference images/s
 #      at batch 128 and 256 for 1x28x28 and 3x224x224 inputs, cuDNN vs host conv per layer shape
@@ -29,7 +33,7 @@ build_only=0
 for arg in "$@"; do
   case "$arg" in
     --build-only) build_only=1 ;;
-    -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "gpu_check.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -102,9 +106,13 @@ for src in bench/*.cu; do
 done
 shopt -u nullglob
 
+nccl_targets=()
+if grep -q '^DML_HAS_NCCL:INTERNAL=ON' "$build_dir/CMakeCache.txt"; then nccl_targets=(dml_nccl_tests); fi
+
 # ---- 2. build -----------------------------------------------------------------------------------
-section "2. build: dml_cuda_tests ${bench_targets[*]} reproduce_cuda (-j$jobs)"
-if ! cmake --build "$build_dir" -j "$jobs" --target dml_cuda_tests "${bench_targets[@]}" reproduce_cuda; then
+section "2. build: dml_cuda_tests ${nccl_targets[*]} ${bench_targets[*]} reproduce_cuda (-j$jobs)"
+if ! cmake --build "$build_dir" -j "$jobs" --target dml_cuda_tests "${nccl_targets[@]}" "${bench_targets[@]}" \
+       reproduce_cuda; then
   die "build failed"
 fi
 note "build (${#bench_targets[@]} CUDA bench(es))" "ok ($(elapsed))"
@@ -136,6 +144,35 @@ elif [ "$skips" != 0 ]; then
   note "dml_cuda_tests" "FAILED: $skips test(s) skipped for lack of a device"
 else
   note "dml_cuda_tests" "ok ($(elapsed)): $test_line"
+fi
+
+# ---- 3b. NCCL tests --------------------------------------------------------------------------------
+if [ ${#nccl_targets[@]} = 0 ]; then
+  note "dml_nccl_tests" "not configured (dml::nccl needs MPI and NCCL; see configure.log)"
+else
+  nccl_bin="$(find_binary dml_nccl_tests)"
+  n_gpus="$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)"
+  mpi_flags=()
+  if mpirun --version 2>&1 | grep -q 'Open MPI\|OpenRTE'; then mpi_flags=(--oversubscribe --allow-run-as-root); fi
+  for np in 1 2; do
+    section "3b. dml_nccl_tests on $np rank(s) (DML_REQUIRE_GPU=1)"
+    if [ -z "$nccl_bin" ]; then failed=1; note "dml_nccl_tests ($np rank)" "FAILED: not built"; continue; fi
+    if [ "$np" -gt "${n_gpus:-0}" ]; then
+      note "dml_nccl_tests ($np ranks)" "skipped: $n_gpus GPU(s), NCCL needs one per rank"
+      continue
+    fi
+    log="$build_dir/dml_nccl_tests_np$np.log"
+    DML_REQUIRE_GPU=1 OMP_NUM_THREADS=1 timeout 300 mpirun -np "$np" "${mpi_flags[@]}" "$nccl_bin" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    line="$(grep -E '^\[doctest\] test cases:' "$log" | tail -1 | sed 's/^\[doctest\] //')"
+    if [ "$rc" != 0 ]; then
+      failed=1; note "dml_nccl_tests ($np rank)" "FAILED (rc $rc, $(elapsed)): $line"
+    elif grep -q 'skipped:' "$log"; then
+      failed=1; note "dml_nccl_tests ($np rank)" "FAILED: skipped ($(grep -m1 -o 'skipped:.*' "$log"))"
+    else
+      note "dml_nccl_tests ($np rank)" "ok ($(elapsed)): $line"
+    fi
+  done
 fi
 
 # ---- 4. benches ---------------------------------------------------------------------------------
