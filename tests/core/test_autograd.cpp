@@ -2,9 +2,11 @@
 
 #include <dml/dml.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <string>
+#include <vector>
 
 using namespace dml;
 using TD = Tensor<double>;
@@ -207,4 +209,40 @@ TEST_CASE("DetectAnomaly names the op whose backward made a non-finite gradient"
   auto loss = ops::sum(ops::sqrt(x));
   loss.backward();
   CHECK(std::isinf(x.grad().to_vector()[0]));
+}
+
+TEST_CASE("OnLeafGradient: each leaf once, after its last consumer, already holding its final gradient") {
+  // f = sum(square(x * w1) * w2 + x): x is used twice, first and last in the forward pass.
+  auto x = TD::from_vector({1, 2}).requires_grad_();
+  auto w1 = TD::from_vector({3, 4}).requires_grad_();
+  auto w2 = TD::from_vector({0.5, -1}).requires_grad_();
+  auto c = TD::from_vector({7, 7});  // needs no gradient: never reported
+  auto f = ops::sum(ops::square(x * w1) * w2 + x * c);
+  std::vector<std::string> order;
+  std::vector<std::vector<double>> at_call;
+  {
+    OnLeafGradient<double, Cpu> hook([&](const TD& leaf) {
+      order.push_back(leaf.same(x) ? "x" : leaf.same(w1) ? "w1" : leaf.same(w2) ? "w2" : "?");
+      at_call.push_back(leaf.grad().to_vector());
+    });
+    CHECK(OnLeafGradient<double, Cpu>::current() != nullptr);
+    CHECK(OnLeafGradient<float, Cpu>::current() == nullptr);  // one hook per element type and device
+    f.backward();
+  }
+  CHECK(OnLeafGradient<double, Cpu>::current() == nullptr);
+  // w2 is final as soon as the product's backward ran; x only after both of its consumers.
+  REQUIRE(order.size() == 3);
+  CHECK(order[0] == "w2");
+  CHECK(std::count(order.begin(), order.end(), "x") == 1);
+  CHECK(std::count(order.begin(), order.end(), "w1") == 1);
+  const std::vector<double> dx = {2 * 1 * 9 * 0.5 + 7, 2 * 2 * 16 * -1.0 + 7};  // 2 x w1^2 w2 + c
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const TD& leaf = order[i] == "x" ? x : order[i] == "w1" ? w1 : w2;
+    CHECK(at_call[i] == leaf.grad().to_vector());  // nothing changed it after the call
+  }
+  CHECK(x.grad().to_vector() == dx);
+  // Without the guard, no calls.
+  order.clear();
+  ops::sum(x * w1).backward();
+  CHECK(order.empty());
 }

@@ -77,6 +77,33 @@ class DetectAnomaly {
   bool prev_;
 };
 
+// RAII: while it lives, Tensor<T, D>::backward on this thread calls f(leaf)
+// once for every leaf tensor it propagates to, as soon as the pass is done
+// with that leaf (its last consumer in the graph has run): from then on this
+// backward pass no longer changes the leaf's gradient (undefined if no
+// gradient reached it). train::GradientAverager starts all-reducing a bucket
+// of gradients from here while the rest of the pass runs. Guards nest (the
+// innermost is called); f must not call backward.
+template <class T, class D>
+class OnLeafGradient {
+ public:
+  using Fn = std::function<void(const Tensor<T, D>& leaf)>;
+  explicit OnLeafGradient(Fn f) : f_(std::move(f)), prev_(slot()) { slot() = &f_; }
+  ~OnLeafGradient() { slot() = prev_; }
+  OnLeafGradient(const OnLeafGradient&) = delete;
+  OnLeafGradient& operator=(const OnLeafGradient&) = delete;
+  // The innermost guard's function on this thread, or null.
+  static const Fn* current() noexcept { return slot(); }
+
+ private:
+  static const Fn*& slot() noexcept {
+    thread_local const Fn* p = nullptr;
+    return p;
+  }
+  Fn f_;
+  const Fn* prev_;
+};
+
 // Which inputs of a node want a gradient.
 class Needs {
  public:

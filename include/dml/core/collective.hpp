@@ -55,6 +55,20 @@ class Collective {
   // result.
   virtual bool takes_device_memory() const noexcept { return false; }
 
+  // Asynchronous all-reduce, for overlapping communication with the backward
+  // pass (train::GradientAverager). Where supports_async() is true,
+  // start_all_reduce_sum begins data[0..n) becoming the sum over ranks on a
+  // channel of its own, ordered only against other started calls (which
+  // every rank must start in the same order, with the same sizes); data must
+  // stay untouched until wait_all() returns, which it does once every started
+  // call is complete; poll() lets started calls progress (MPI progresses them
+  // only inside MPI calls). The defaults: no asynchronous channel, start
+  // reduces at once.
+  virtual bool supports_async() const noexcept { return false; }
+  virtual void start_all_reduce_sum(void* data, std::size_t n, CommType type) { all_reduce_sum(data, n, type); }
+  virtual void poll() {}
+  virtual void wait_all() {}
+
   template <class T>
   void all_reduce_sum(std::span<T> v) {
     all_reduce_sum(v.data(), v.size(), comm_type<T>());

@@ -403,6 +403,7 @@ void Tensor<T, D>::backward(const Tensor& grad_output) const {
     Tensor self = *this;
     if (!root.grad) self.impl_->grad = grad_output.clone().impl_;
     else Backend<D>::add(root.grad->storage->data(), grad_output.data(), root.grad->storage->data(), numel());
+    if (const auto* hook = OnLeafGradient<T, D>::current()) (*hook)(self);
     return;
   }
 
@@ -428,12 +429,35 @@ void Tensor<T, D>::backward(const Tensor& grad_output) const {
     }
   }
 
+  // With an OnLeafGradient hook: the step (index into the reversed order) of each leaf's last
+  // consumer, after which the hook gets the leaf.
+  const auto* hook = OnLeafGradient<T, D>::current();
+  std::unordered_map<Impl*, std::size_t> last_use;
+  if (hook)
+    for (std::size_t k = 0; k < order.size(); ++k)
+      for (const auto& e : order[order.size() - 1 - k]->edges)
+        if (e.leaf) last_use[e.leaf.get()] = k;
+  const auto leaves_done = [&](const NodeT& node, std::size_t k) {
+    for (std::size_t i = 0; i < node.edges.size(); ++i) {
+      const auto& leaf = node.edges[i].leaf;
+      if (!leaf || last_use[leaf.get()] != k) continue;
+      bool repeated = false;  // the same leaf twice among this node's inputs: once
+      for (std::size_t j = 0; j < i; ++j) repeated |= node.edges[j].leaf == leaf;
+      if (repeated) continue;
+      Tensor t;
+      t.impl_ = leaf;
+      (*hook)(t);
+    }
+  };
+
   std::unordered_map<NodeT*, Tensor> grads;
   grads[root.grad_fn.get()] = grad_output;
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     NodeT& node = **it;
+    const auto step = static_cast<std::size_t>(it - order.rbegin());
     auto found = grads.find(&node);
     if (found == grads.end()) {
+      if (hook) leaves_done(node, step);
       node.release();
       continue;
     }
@@ -474,6 +498,7 @@ void Tensor<T, D>::backward(const Tensor& grad_output) const {
         else Backend<D>::add(leaf.grad->storage->data(), gi.data(), leaf.grad->storage->data(), gi.numel());
       }
     }
+    if (hook) leaves_done(node, step);
     node.release();
   }
 }

@@ -97,9 +97,13 @@ class MpiCommunicator : public Collective {
     detail::check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     detail::check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
     detail::check(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+    detail::check(MPI_Comm_dup(comm_, &async_), "MPI_Comm_dup");
   }
   ~MpiCommunicator() override {
-    if (detail::initialized()) MPI_Comm_free(&comm_);
+    if (!detail::initialized()) return;
+    if (!requests_.empty()) MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    MPI_Comm_free(&async_);
+    MPI_Comm_free(&comm_);
   }
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
@@ -149,6 +153,37 @@ class MpiCommunicator : public Collective {
     gathered_ += off * detail::type_size(type);
   }
 
+  // MPI_Iallreduce on a duplicate of the communicator (so that the blocking
+  // calls above, e.g. SyncBatchNorm's during the backward pass, never meet a
+  // started one); poll is MPI_Testall, wait_all MPI_Waitall.
+  bool supports_async() const noexcept override { return true; }
+  void start_all_reduce_sum(void* data, std::size_t n, CommType type) override {
+    auto* p = static_cast<char*>(data);
+    for (std::size_t done = 0; done < n;) {
+      const int k = static_cast<int>(std::min<std::size_t>(n - done, INT_MAX));
+      MPI_Request req = MPI_REQUEST_NULL;
+      detail::check(MPI_Iallreduce(MPI_IN_PLACE, p + done * detail::type_size(type), k, detail::datatype(type),
+                                   MPI_SUM, async_, &req),
+                    "MPI_Iallreduce");
+      requests_.push_back(req);
+      done += static_cast<std::size_t>(k);
+    }
+    reduced_ += n * detail::type_size(type);
+  }
+  void poll() override {
+    if (requests_.empty()) return;
+    int all_done = 0;
+    detail::check(MPI_Testall(static_cast<int>(requests_.size()), requests_.data(), &all_done, MPI_STATUSES_IGNORE),
+                  "MPI_Testall");
+    if (all_done) requests_.clear();
+  }
+  void wait_all() override {
+    if (requests_.empty()) return;
+    const int rc = MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE);
+    requests_.clear();
+    detail::check(rc, "MPI_Waitall");
+  }
+
   // A barrier (for timing).
   void barrier() { detail::check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
@@ -160,7 +195,8 @@ class MpiCommunicator : public Collective {
   void reset_counters() noexcept { reduced_ = broadcast_ = gathered_ = 0; }
 
  private:
-  MPI_Comm comm_ = MPI_COMM_NULL;
+  MPI_Comm comm_ = MPI_COMM_NULL, async_ = MPI_COMM_NULL;
+  std::vector<MPI_Request> requests_;  // started by start_all_reduce_sum, not yet waited for
   int rank_ = 0, size_ = 1;
   std::size_t reduced_ = 0, broadcast_ = 0, gathered_ = 0;
 };

@@ -229,7 +229,7 @@ class Learner {
         }),
         base_lr_(optimiser.lr) {
     optimiser.validate();
-    if (opts_.collective) averager_.emplace(*opts_.collective);
+    if (opts_.collective) averager_.emplace(*opts_.collective, opts_.bucket_bytes);
   }
   // Rank 0 prints and writes; every rank when not data parallel.
   bool primary() const noexcept { return !opts_.collective || opts_.collective->rank() == 0; }
@@ -350,9 +350,19 @@ class Learner {
     const ::dml::detail::VouchedIndices<D> vouch(y, b.labels);  // checked here, not again on the device
     auto [loss, value] = objective_.train_loss(body_(x), y, opts_.label_smoothing, run_.plan.step, run_.plan.total, b);
     o.zero_grad();
-    loss.backward();
     step_rows_ = b.size();
-    if (averager_) {  // data parallel: the global batch's gradient, loss and rows
+    if (!averager_) {
+      loss.backward();
+    } else if (opts_.overlap_all_reduce) {  // data parallel: the global batch's gradient, loss and rows
+      const GlobalBatch g = averager_->begin(o.params(), b.size(), value);
+      {
+        auto during = averager_->overlap();  // buckets start as the backward pass finishes their gradients
+        loss.backward();
+      }
+      averager_->finish();
+      value = g.loss, step_rows_ = g.rows;
+    } else {
+      loss.backward();
       const GlobalBatch g = averager_->reduce(o.params(), b.size(), value);
       value = g.loss, step_rows_ = g.rows;
     }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -79,6 +80,13 @@ struct LearnerOptions {
   // validation, and only rank 0 prints and writes opts.checkpoint. Every rank
   // makes the same calls (fit, validate, callbacks that stop).
   Collective* collective = nullptr;
+  // Data parallel: start all-reducing each bucket of gradients during the
+  // backward pass once its gradients are final (GradientAverager::begin), where
+  // the collective has an asynchronous channel (MPI: yes; NCCL: not yet); the
+  // result is the same as reducing after the pass (docs/distributed.md).
+  bool overlap_all_reduce = true;
+  // Data parallel: the size of a gradient bucket.
+  std::size_t bucket_bytes = std::size_t{25} << 20;
 };
 
 // What a batch-end callback sees.
