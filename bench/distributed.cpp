@@ -9,12 +9,14 @@
 // Trains ResNet18 (1x28x28, width 64, 512-d embedding) + ArcFace + Center Loss through
 // train::Learner on synthetic data: GLOBAL_BATCH (default 64) rows per step over all ranks,
 // 2 warm-up steps, then STEPS (default 8) timed steps. Validation: the losses are finite.
-// Rank 0 prints `name: value unit` lines: images/s, step time, the seconds of each step spent
+// Rank 0 prints `name: value unit` lines: images/s and step time (mean, and of the median step:
+// a shared host may pause the process for seconds), the seconds of each step spent
 // in all-reduce calls or waiting for started ones (which on a shared host includes waiting for
 // the slower rank), and the
 // bytes all-reduced and gathered per step (this rank's payload). Also times one all-reduce of
 // the gradient's size on its own (the communication cost of the scaling model in
 // docs/distributed.md).
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -94,12 +96,14 @@ int main(int argc, char** argv) try {
                        optim::SGD{.lr = 0.01, .momentum = 0.9}, o);
   learn.add_loss(center, 1.0 / 8, "center");
   Clock::time_point t0;
+  std::vector<Clock::time_point> ends;  // of each timed step
   double reduce0 = 0;
   std::size_t bytes0 = 0, gathered0 = 0;
   bool finite = true;
   learn.add_callback({.on_batch_end =
                           [&](auto&, const train::BatchInfo& b) {
                             finite = finite && std::isfinite(b.loss);
+                            if (b.batch + 1 > warm) ends.push_back(Clock::now());
                             if (b.batch + 1 == warm) {
                               t0 = Clock::now();
                               reduce0 = timed.reduce_s;
@@ -112,6 +116,12 @@ int main(int argc, char** argv) try {
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   DML_CHECK(finite, "bench_distributed: a non-finite loss");
   const double per_step = seconds / static_cast<double>(steps);
+  // The median step: robust to a host that pauses the process now and then.
+  std::vector<double> step_s;
+  for (std::size_t i = 0; i < ends.size(); ++i)
+    step_s.push_back(std::chrono::duration<double>(ends[i] - (i == 0 ? t0 : ends[i - 1])).count());
+  std::sort(step_s.begin(), step_s.end());
+  const double median = step_s.empty() ? per_step : step_s[step_s.size() / 2];
   const double reduce = (timed.reduce_s - reduce0) / static_cast<double>(steps);
   const double bytes = static_cast<double>(comm.bytes_all_reduced() - bytes0) / static_cast<double>(steps);
   const double gathered = static_cast<double>(comm.bytes_gathered() - gathered0) / static_cast<double>(steps);
@@ -135,6 +145,8 @@ int main(int argc, char** argv) try {
                 o.overlap_all_reduce ? "during" : "after", static_cast<double>(o.bucket_bytes) / (1 << 20));
     std::printf("train_images_per_s: %.1f images/s\n", static_cast<double>(global * steps) / seconds);
     std::printf("step_time: %.1f ms\n", 1e3 * per_step);
+    std::printf("median_step_time: %.1f ms\n", 1e3 * median);
+    std::printf("train_images_per_s_median_step: %.1f images/s\n", static_cast<double>(global) / median);
     std::printf("allreduce_time_in_step: %.1f ms\n", 1e3 * reduce);
     std::printf("allreduce_bytes_per_step: %.0f bytes\n", bytes);
     std::printf("gathered_bytes_per_step: %.0f bytes\n", gathered);

@@ -24,6 +24,7 @@
 #include <string>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -200,8 +201,8 @@ class GradientAverager {
   // Buckets over the trainable parameters, last parameter first; rebuilt when
   // the parameter list changes.
   void layout() {
-    std::vector<const void*> key;
-    for (const auto& t : params_) key.push_back(t.requires_grad() ? t.impl().get() : nullptr);
+    std::vector<std::pair<const void*, std::int64_t>> key;  // identity and size (an address may be reused)
+    for (const auto& t : params_) key.emplace_back(t.requires_grad() ? t.impl().get() : nullptr, t.numel());
     if (key == key_) return;
     key_ = key;
     buckets_.clear();
@@ -210,17 +211,17 @@ class GradientAverager {
     std::size_t packed = 0;
     Bucket cur;
     for (std::size_t k = params_.size(); k-- > 0;) {
-      if (!key[k]) continue;
-      index_[key[k]] = k;
+      if (!key[k].first) continue;
+      index_[key[k].first] = k;
       const auto n = static_cast<std::size_t>(params_[k].numel());
-      if (n > bucket_elems_) {
-        buckets_.push_back(Bucket{{k}, 0, n, true});
-        continue;
-      }
-      if (cur.size + n > bucket_elems_ && !cur.members.empty()) {
+      if ((n > bucket_elems_ || cur.size + n > bucket_elems_) && !cur.members.empty()) {  // close the open one
         packed += cur.size;
         buckets_.push_back(std::move(cur));
         cur = Bucket{{}, packed, 0, false};
+      }
+      if (n > bucket_elems_) {
+        buckets_.push_back(Bucket{{k}, 0, n, true});
+        continue;
       }
       cur.members.push_back(k);
       cur.size += n;
@@ -288,7 +289,7 @@ class GradientAverager {
   std::size_t bucket_elems_;
   Tensor<T, D> bucket_;
   std::vector<Tensor<T, D>> params_;
-  std::vector<const void*> key_;  // the parameter list the layout is for
+  std::vector<std::pair<const void*, std::int64_t>> key_;  // the parameter list the layout is for
   std::vector<Bucket> buckets_;
   std::vector<std::size_t> bucket_of_, remaining_;
   std::unordered_map<const void*, std::size_t> index_;
