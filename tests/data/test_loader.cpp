@@ -417,6 +417,44 @@ TEST_CASE("a sharded loader's state names its world; set_state refuses another o
   o.shard = {2, 2};
   CHECK(dml::testing::error_of([&] { DataLoader bad(ds, o); }).find("rank 2 of world 2") != std::string::npos);
   o.shard = {0, 2};
-  o.balanced = dml::data::ClassBalanced{.classes_per_batch = 2, .samples_per_class = 2};
-  CHECK(dml::testing::error_of([&] { DataLoader bad(ds, o); }).find("not sharded") != std::string::npos);
+  o.batch_size = 3;  // 3 classes x 2 samples over 2 ranks: a class would be split
+  o.balanced = dml::data::ClassBalanced{.classes_per_batch = 3, .samples_per_class = 2};
+  CHECK(dml::testing::error_of([&] { DataLoader bad(ds, o); }).find("classes_per_batch must divide by the rank") !=
+        std::string::npos);
+}
+
+TEST_CASE("sharded class-balanced batches: each rank gets whole classes; together one loader's P x K batch") {
+  // 6 classes of 5 rows; global batches of 4 classes x 3 samples, on 2 ranks (2 classes each).
+  std::vector<float> px;
+  std::vector<std::int64_t> labels;
+  for (std::int64_t i = 0; i < 30; ++i) {
+    for (int p = 0; p < 16; ++p) px.push_back(static_cast<float>(i));
+    labels.push_back(i % 6);
+  }
+  const Dataset ds = Dataset::from_vectors(px, Shape{1, 4, 4}, labels);
+  LoaderOptions one = opts(12, 9, false);
+  one.balanced = dml::data::ClassBalanced{.classes_per_batch = 4, .samples_per_class = 3};
+  one.augment = {.hflip = true};
+  const std::vector<Batch> whole = shard_batches(ds, one, 0, 1, 2);
+  LoaderOptions per = one;
+  per.batch_size = 6;
+  std::vector<std::vector<Batch>> ranks;
+  for (std::int64_t r = 0; r < 2; ++r) ranks.push_back(shard_batches(ds, per, r, 2, 2));
+  REQUIRE(!whole.empty());
+  for (const auto& rb : ranks) REQUIRE(rb.size() == whole.size());
+  for (std::size_t k = 0; k < whole.size(); ++k) {
+    std::vector<std::int64_t> rows;
+    std::vector<float> pixels;
+    for (const auto& rb : ranks) {
+      REQUIRE(rb[k].size() == 6);
+      const std::vector<std::int64_t> y = rb[k].labels.to_vector();
+      for (std::size_t j = 0; j < y.size(); ++j) CHECK(y[j] == y[j - j % 3]);  // 2 classes x 3 samples
+      CHECK(y[0] != y[3]);
+      rows.insert(rows.end(), rb[k].indices.begin(), rb[k].indices.end());
+      const std::vector<float> im = rb[k].images.to_vector();
+      pixels.insert(pixels.end(), im.begin(), im.end());
+    }
+    CHECK(rows == whole[k].indices);
+    CHECK(pixels == whole[k].images.to_vector());  // each sample keeps its augmentation
+  }
 }

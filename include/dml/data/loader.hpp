@@ -21,6 +21,8 @@
 // rank order is the batch a single loader with batch_size x world returns, and
 // each sample keeps its augmentation stream whatever the number of ranks. A
 // last global batch of fewer rows than ranks is dropped (every rank gets a row).
+// Class-balanced batches hold each class's K samples together, so each rank's
+// share is P / world whole classes.
 #pragma once
 
 #include <algorithm>
@@ -78,7 +80,10 @@ struct LoaderOptions {
   // training step already uses every core; 0 uses the OpenMP default.
   int threads = 1;
   // This loader's share of a data-parallel epoch (see the top of this file);
-  // batch_size is then per rank. Not with `balanced`.
+  // batch_size is then per rank. With `balanced` (P classes x K samples per
+  // global batch, P * K = batch_size x world), P must divide by the world:
+  // each rank gets P / world whole classes of K samples, so that the pairs of
+  // an embedding loss stay on one rank.
   Shard shard = {};
 };
 
@@ -207,8 +212,10 @@ class LoaderCore {
     DML_CHECK(opt_.threads >= 0, "DataLoader: threads must be >= 0, got ", opt_.threads);
     opt_.augment.validate(ImageDims{ds_.channels(), ds_.height(), ds_.width()});
     opt_.shard.validate("DataLoader");
-    DML_CHECK(!opt_.balanced || opt_.shard.world == 1, "DataLoader: balanced batches are not sharded yet (shard ",
-              "world ", opt_.shard.world, "); train class-balanced batches in one process");
+    DML_CHECK(!opt_.balanced || opt_.balanced->classes_per_batch % opt_.shard.world == 0,
+              "DataLoader: balanced batches of ", opt_.balanced ? opt_.balanced->classes_per_batch : 0,
+              " classes cannot be shared by ", opt_.shard.world, " ranks in whole classes: classes_per_batch must ",
+              "divide by the rank count");
     const std::int64_t n = ds_.size(), b = opt_.batch_size * opt_.shard.world;
     if (opt_.balanced) {
       const ClassBalanced& cb = *opt_.balanced;

@@ -134,7 +134,9 @@ class Learner {
 
   // Loss and accuracy of the inference logits on data.test (eval mode, no
   // graph; extra losses included, without updating their state). NaN when
-  // there is no test set.
+  // there is no test set. Data parallel: each rank evaluates its share of the
+  // batches and the sums are all-reduced (collective; the same figures on
+  // every rank).
   EpochStats validate() {
     EpochStats s;
     s.epoch = loader_.epoch();
@@ -145,9 +147,11 @@ class Learner {
     }
     const std::int64_t bs = opts_.valid_batch_size;
     ProgressBar bar(*opts_.out, silent() ? Progress::Quiet : bar_mode_for_inner());
-    bar.start("valid", (data_.test.size() + bs - 1) / bs);
-    std::tie(s.valid_loss, s.accuracy) = objective_.evaluate(body_, data_.test, bs, opts_.label_smoothing,
-                                                             [&](std::int64_t batches) { bar.update(batches); });
+    const std::int64_t batches = (data_.test.size() + bs - 1) / bs;
+    const Shard shard = shard_of(opts_.collective);  // data parallel: each rank evaluates its share of the batches
+    bar.start("valid", shard.end(batches) - shard.begin(batches));
+    std::tie(s.valid_loss, s.accuracy) = objective_.evaluate(
+        body_, data_.test, bs, opts_.label_smoothing, [&](std::int64_t done) { bar.update(done); }, opts_.collective);
     bar.finish();
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return s;

@@ -21,6 +21,7 @@
 #include "../config.hpp"
 #include "../core/tensor.hpp"
 #include "../core/autograd.hpp"
+#include "../core/collective.hpp"
 #include "../data/dataset.hpp"
 #include "../data/loader.hpp"
 #include "../eval/embed.hpp"
@@ -136,19 +137,27 @@ class Objective {
   // and the accuracy of the head's inference logits (NaN without a head), in
   // batches of `batch_size`, with body, head and terms in eval mode (each
   // gets its mode back) and no graph. Calls progress(batches done) after each
-  // batch. Throws dml::Error for an invalid dataset or images the body does
-  // not take (see eval::embed), and NaN logits (argmax_rows).
+  // batch. With a collective of several ranks the batches are shared out
+  // (rank r takes batches [r B / W, (r + 1) B / W) of the B) and the sums of
+  // loss x rows and of correct rows all-reduced: every rank returns the whole
+  // set's figures (the same batches as one process, the loss summed in another
+  // order). Collective then. Throws dml::Error for an invalid dataset or
+  // images the body does not take (see eval::embed), and NaN logits (argmax_rows).
   std::pair<double, double> evaluate(ModuleT& body, const data::Dataset& ds, std::int64_t batch_size,
-                                     double smoothing, const std::function<void(std::int64_t)>& progress) {
+                                     double smoothing, const std::function<void(std::int64_t)>& progress,
+                                     Collective* comm = nullptr) {
     eval::detail::check_embed_input(body, ds, {.batch_size = batch_size});
     std::vector<ModuleT*> modules = {&body};
     for (auto& [prefix, m] : this->modules()) modules.push_back(m);
     eval::detail::EvalModeGuard<T, D> guard(modules);
     NoGrad no_grad;
     const std::int64_t n = ds.size();
+    const Shard shard = shard_of(comm);
+    const std::int64_t batches = (n + batch_size - 1) / batch_size;
     double loss_sum = 0;
     std::int64_t correct = 0;
-    for (std::int64_t start = 0; start < n; start += batch_size) {
+    for (std::int64_t b = shard.begin(batches); b < shard.end(batches); ++b) {
+      const std::int64_t start = b * batch_size;
       const std::int64_t count = std::min(batch_size, n - start);
       const std::span<const std::int64_t> labels(ds.labels.data() + start, static_cast<std::size_t>(count));
       const Tensor<std::int64_t, Cpu> host = Tensor<std::int64_t, Cpu>::from_vector(
@@ -164,7 +173,13 @@ class Objective {
       }
       for (auto& e : terms_) loss += e.weight * static_cast<double>(e.fn(emb, y).item());
       loss_sum += loss * static_cast<double>(count);
-      if (progress) progress(start / batch_size + 1);
+      if (progress) progress(b - shard.begin(batches) + 1);
+    }
+    if (shard.world > 1) {
+      std::vector<double> sums = {loss_sum, static_cast<double>(correct)};
+      comm->all_reduce_sum(std::span<double>(sums));
+      loss_sum = sums[0];
+      correct = static_cast<std::int64_t>(sums[1]);
     }
     const double accuracy = static_cast<double>(correct) / static_cast<double>(n);
     return {loss_sum / static_cast<double>(n), has_head_ ? accuracy : std::numeric_limits<double>::quiet_NaN()};
