@@ -109,9 +109,9 @@ struct BatchNorm {
   }
 
   // Per channel of x [n, c, s]: epilogue(ch, mean, ss), the mean and the sum of
-  // squared deviations of its n * s values (two passes, in double, as
-  // batch_norm_train). For synchronised batch normalisation, which combines
-  // the ranks' sums before normalising.
+  // squared deviations of its n * s values (two passes in double, summed as
+  // batch_norm_train does). For synchronised batch normalisation, which
+  // combines the ranks' sums before normalising.
   template <class T, class E>
   static void batch_norm_sums(const T* x, std::int64_t n, std::int64_t c, std::int64_t s, E epilogue) {
     const std::int64_t m = n * s;
@@ -119,27 +119,22 @@ struct BatchNorm {
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          double sum = 0;
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) sum += double(xp[q]);
-          }
-          const double mean = sum / double(m);
-          double ss = 0;
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) {
-              const double d = double(xp[q]) - mean;
-              ss += d * d;
-            }
-          }
+          const T* xc = x + ch * s;  // plane b of the channel: xc + b * c * s
+          const std::int64_t stride = c * s;
+          const double mean =
+              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(xc[b * stride + q]); }) /
+              double(m);
+          const double ss = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
+            const double d = double(xc[b * stride + q]) - mean;
+            return d * d;
+          });
           epilogue(ch, mean, ss);
         },
         2 * m);
   }
 
-  // Per channel: epilogue(ch, sum gy, sum gy * (x - mean)) in double, as
-  // batch_norm_backward's sums (for synchronised batch normalisation).
+  // Per channel: epilogue(ch, sum gy, sum gy * (x - mean)) in double, summed
+  // as batch_norm_backward does (for synchronised batch normalisation).
   template <class T, class E>
   static void batch_norm_backward_sums(const T* gy, const T* x, const T* mean, std::int64_t n, std::int64_t c,
                                        std::int64_t s, E epilogue) {
@@ -148,15 +143,14 @@ struct BatchNorm {
         c,
         [&](std::int64_t ch) {
           const double mu = double(mean[ch]);
-          double sum_g = 0, sum_gxc = 0;
-          for (std::int64_t b = 0; b < n; ++b) {
-            const T* xp = x + (b * c + ch) * s;
-            const T* gp = gy + (b * c + ch) * s;
-            for (std::int64_t q = 0; q < s; ++q) {
-              sum_g += double(gp[q]);
-              sum_gxc += double(gp[q]) * (double(xp[q]) - mu);
-            }
-          }
+          const T* xc = x + ch * s;
+          const T* gc = gy + ch * s;
+          const std::int64_t stride = c * s;
+          const double sum_g =
+              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(gc[b * stride + q]); });
+          const double sum_gxc = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
+            return double(gc[b * stride + q]) * (double(xc[b * stride + q]) - mu);
+          });
           epilogue(ch, sum_g, sum_gxc);
         },
         2 * n * s);
