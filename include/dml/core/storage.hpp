@@ -151,6 +151,7 @@ namespace detail {
 // once on the calling thread. Cut at 64-byte boundaries.
 template <class F>
 void for_byte_ranges(std::size_t bytes, F&& f) noexcept {
+  if (bytes == 0) return;  // memset/memcpy must not see the null pointer of an empty block
 #ifdef _OPENMP
   if (bytes >= (std::size_t(1) << 20) && !omp_in_parallel() && omp_get_max_threads() > 1) {
 #pragma omp parallel
