@@ -42,6 +42,42 @@ double channel_sum(std::int64_t n, std::int64_t s, F&& f) {
   return acc[0];
 }
 
+// The forward sums of channel ch of x [n, c, s]: its mean and the sum of
+// squared deviations from it (two passes in double, channel_sum's order).
+struct ForwardSums {
+  double mean, ss;
+};
+template <class T>
+ForwardSums forward_sums(const T* x, std::int64_t n, std::int64_t c, std::int64_t s, std::int64_t ch) {
+  const T* xc = x + ch * s;  // plane b of the channel: xc + b * c * s
+  const std::int64_t stride = c * s;
+  const double mean =
+      channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(xc[b * stride + q]); }) / double(n * s);
+  const double ss = channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
+    const double d = double(xc[b * stride + q]) - mean;
+    return d * d;
+  });
+  return {mean, ss};
+}
+
+// The backward sums of channel ch: sum gy and sum gy * (x - mean[ch]).
+struct BackwardSums {
+  double g, gxc;
+};
+template <class T>
+BackwardSums backward_sums(const T* gy, const T* x, const T* mean, std::int64_t n, std::int64_t c, std::int64_t s,
+                           std::int64_t ch) {
+  const double mu = double(mean[ch]);
+  const T* xc = x + ch * s;
+  const T* gc = gy + ch * s;
+  const std::int64_t stride = c * s;
+  const double g = channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(gc[b * stride + q]); });
+  const double gxc = channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
+    return double(gc[b * stride + q]) * (double(xc[b * stride + q]) - mu);
+  });
+  return {g, gxc};
+}
+
 }  // namespace bn_detail
 
 struct BatchNorm {
@@ -62,16 +98,8 @@ struct BatchNorm {
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          const T* xc = x + ch * s;  // plane b of the channel: xc + b * c * s
-          const std::int64_t stride = c * s;
-          const double mean =
-              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(xc[b * stride + q]); }) /
-              double(m);
-          const double ss = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
-            const double d = double(xc[b * stride + q]) - mean;
-            return d * d;
-          });
-          epilogue(ch, mean, ss);
+          const auto sums = bn_detail::forward_sums(x, n, c, s, ch);
+          epilogue(ch, sums.mean, sums.ss);
           for (std::int64_t b = 0; b < n; ++b) kernels::run_cols(apply, b * c + ch, 0, s);
         },
         3 * m);
@@ -119,16 +147,8 @@ struct BatchNorm {
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          const T* xc = x + ch * s;  // plane b of the channel: xc + b * c * s
-          const std::int64_t stride = c * s;
-          const double mean =
-              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(xc[b * stride + q]); }) /
-              double(m);
-          const double ss = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
-            const double d = double(xc[b * stride + q]) - mean;
-            return d * d;
-          });
-          epilogue(ch, mean, ss);
+          const auto sums = bn_detail::forward_sums(x, n, c, s, ch);
+          epilogue(ch, sums.mean, sums.ss);
         },
         2 * m);
   }
@@ -142,16 +162,8 @@ struct BatchNorm {
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          const double mu = double(mean[ch]);
-          const T* xc = x + ch * s;
-          const T* gc = gy + ch * s;
-          const std::int64_t stride = c * s;
-          const double sum_g =
-              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(gc[b * stride + q]); });
-          const double sum_gxc = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
-            return double(gc[b * stride + q]) * (double(xc[b * stride + q]) - mu);
-          });
-          epilogue(ch, sum_g, sum_gxc);
+          const auto sums = bn_detail::backward_sums(gy, x, mean, n, c, s, ch);
+          epilogue(ch, sums.g, sums.gxc);
         },
         2 * n * s);
   }
@@ -167,16 +179,8 @@ struct BatchNorm {
     parallel_for(
         c,
         [&](std::int64_t ch) {
-          const double mu = double(mean[ch]);
-          const T* xc = x + ch * s;  // plane b of the channel: xc + b * c * s
-          const T* gc = gy + ch * s;
-          const std::int64_t stride = c * s;
-          const double sum_g =
-              bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) { return double(gc[b * stride + q]); });
-          const double sum_gxc = bn_detail::channel_sum(n, s, [&](std::int64_t b, std::int64_t q) {
-            return double(gc[b * stride + q]) * (double(xc[b * stride + q]) - mu);
-          });
-          epilogue(ch, sum_g, sum_gxc);
+          const auto sums = bn_detail::backward_sums(gy, x, mean, n, c, s, ch);
+          epilogue(ch, sums.g, sums.gxc);
           if (gx)
             for (std::int64_t b = 0; b < n; ++b) kernels::run_cols(apply, b * c + ch, 0, s);
         },
