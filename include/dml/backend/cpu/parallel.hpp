@@ -60,7 +60,8 @@ void parallel_dynamic(std::int64_t n, F&& body, std::int64_t chunk = 1, [[maybe_
 #ifdef _OPENMP
   const int team = threads > 0 ? threads : omp_get_max_threads();
   if (team > 1 && n > 1 && !omp_in_parallel()) {
-    const std::int64_t step = chunk > 0 ? chunk : 1;
+    // Read only in the pragma: nvcc's front end does not see that use (warning #177).
+    [[maybe_unused]] const std::int64_t step = chunk > 0 ? chunk : 1;
 #pragma omp parallel num_threads(team)
     {
       const int t = omp_get_thread_num();
