@@ -97,6 +97,16 @@ class GradientAverager {
     DML_CHECK(bucket_elems_ >= 1, "GradientAverager: bucket_bytes must hold at least one element, got ",
               bucket_bytes);
   }
+  // Waits (wait_all) for buckets still being reduced, as after an exception
+  // between begin and finish, so that the bucket and the gradients are not
+  // freed under the reduction. Never throws.
+  ~GradientAverager() {
+    if (!in_flight_) return;
+    try {
+      comm_->wait_all();
+    } catch (...) {
+    }
+  }
 
   // After this rank's backward pass over `rows` rows whose mean loss is `loss`:
   // every parameter that has a gradient on some rank gets, on every rank, the
@@ -164,6 +174,7 @@ class GradientAverager {
     active_ = false;
     while (next_ < buckets_.size()) start(next_++);
     if (async_) comm_->wait_all();
+    in_flight_ = false;
     const std::size_t p = params_.size();
     // Which parameters some rank had a gradient for (the others stay without one).
     std::vector<double> flags(had_grad_);
@@ -280,8 +291,12 @@ class GradientAverager {
       }
       data = bucket_.data() + k.offset;
     }
-    if (async_) comm_->start_all_reduce_sum(data, k.size, comm_type<T>());
-    else all_reduce_sum_on<D>(*comm_, data, k.size);
+    if (async_) {
+      in_flight_ = true;
+      comm_->start_all_reduce_sum(data, k.size, comm_type<T>());
+    } else {
+      all_reduce_sum_on<D>(*comm_, data, k.size);
+    }
     bytes_ += k.size * sizeof(T);
   }
 
@@ -298,6 +313,7 @@ class GradientAverager {
   std::size_t next_ = 0, overlapped_ = 0, bytes_ = 0;
   double weight_ = 0;
   bool async_ = false, active_ = false;
+  bool in_flight_ = false;  // buckets started and not yet waited for
 };
 
 }  // namespace dml::train
