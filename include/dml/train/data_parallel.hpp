@@ -82,8 +82,9 @@ struct GlobalBatch {
 // Collective's asynchronous channel as soon as the last of its gradients is
 // final. Both ways make the same all-reduce calls on the same buckets, so
 // each element is summed over the same values: on 2 ranks, a + b whichever
-// way, the results are identical; on more, MPI may associate a sum
-// differently on the asynchronous channel (float rounding). Without an
+// way, the results are identical; on more, the asynchronous channel may
+// associate a sum differently (float rounding: MPI may pick another
+// algorithm, NCCL runs it on a second communicator). Without an
 // asynchronous channel (supports_async(), or device memory on a host-memory
 // communicator) the buckets all wait for finish.
 template <class T, class D>
