@@ -1,8 +1,10 @@
 // Tests for dml::nccl (issue 18): the NCCL communicator and what runs over it on Cuda tensors,
-// each checked against the same computation on host tensors over MPI. Run under mpirun with 1
-// and 2 ranks (tests/CMakeLists.txt). Every test is collective; each skips, passing, on every
-// rank when some rank lacks a GPU of its own (no device, or more ranks on a node than GPUs),
-// except that under DML_REQUIRE_GPU=1 (scripts/gpu_check.sh) a rank with no device at all fails.
+// each checked against the same computation on host tensors over MPI, and the asynchronous
+// channel (GradientAverager overlapped with the backward pass) against NCCL's blocking calls,
+// bit for bit. Run under mpirun with 1 and 2 ranks (tests/CMakeLists.txt). Every test is
+// collective; each skips, passing, on every rank when some rank lacks a GPU of its own (no
+// device, or more ranks on a node than GPUs), except that under DML_REQUIRE_GPU=1
+// (scripts/gpu_check.sh) a rank with no device at all fails.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -12,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dml/backend/cpu/backend.hpp"
@@ -20,6 +23,9 @@
 #include "dml/core/tensor.hpp"
 #include "dml/distributed/distributed.hpp"
 #include "dml/distributed/nccl.cuh"
+#include "dml/nn/resnet.hpp"
+#include "dml/ops/elementwise.hpp"
+#include "dml/ops/reduce.hpp"
 #include "dml/ops/sync_batchnorm.hpp"
 #include "dml/train/data_parallel.hpp"
 
@@ -156,6 +162,118 @@ TEST_CASE("GradientAverager over NCCL gives Cuda gradients equal to the host one
   CHECK(g_dev.rows == g_host.rows);
   CHECK(g_dev.loss == g_host.loss);
   for (std::size_t k = 0; k < 3; ++k) CHECK(max_rel_diff(dev[k], host[k]) < 1e-6);
+}
+
+namespace {
+
+// The NCCL communicator without its asynchronous channel (supports_async() false): GradientAverager
+// then reduces every bucket after the backward pass with blocking all-reduces on the first NCCL
+// communicator, queued on dml's stream, as before the channel existed.
+class BlockingOnly : public Collective {
+ public:
+  explicit BlockingOnly(Collective& c) : c_(&c) {}
+  using Collective::all_reduce_sum;
+  using Collective::broadcast;
+  int rank() const noexcept override { return c_->rank(); }
+  int size() const noexcept override { return c_->size(); }
+  void all_reduce_sum(void* data, std::size_t n, CommType type) override { c_->all_reduce_sum(data, n, type); }
+  void broadcast(void* data, std::size_t n, CommType type, int root) override { c_->broadcast(data, n, type, root); }
+  void all_gather(const void* send, void* recv, std::span<const std::size_t> counts, CommType type) override {
+    c_->all_gather(send, recv, counts, type);
+  }
+  bool takes_device_memory() const noexcept override { return c_->takes_device_memory(); }
+
+ private:
+  Collective* c_;
+};
+
+// Only cuDNN's deterministic convolution algorithms while it lives: the two runs compared below
+// then compute the same local gradients, bit for bit.
+struct DeterministicConv {
+  DeterministicConv() { cuda::set_conv_deterministic(true); }
+  ~DeterministicConv() { cuda::set_conv_deterministic(false); }
+  DeterministicConv(const DeterministicConv&) = delete;
+  DeterministicConv& operator=(const DeterministicConv&) = delete;
+};
+
+struct Averaged {
+  std::vector<std::vector<float>> grads;
+  std::size_t buckets = 0, overlapped = 0;
+};
+
+// The gradients of a ResNet18 of width 4 on Cuda with SyncBatchNorm over nccl() (whose blocking
+// all-reduces run on the first communicator during the backward pass, among the started
+// buckets) on 5 + rank random images, averaged over `avg_comm` in 4 KiB buckets: with `overlap`,
+// each bucket started as the pass finishes its gradients (begin, overlap, finish); without,
+// all after the pass (reduce).
+Averaged cuda_averaged_gradients(Collective& avg_comm, bool overlap) {
+  const int r = nccl().rank();
+  nn::ResNet18<float, Cuda> body({.in_channels = 1, .embedding = 16, .width = 4, .seed = 7, .head_dropout = {0.0, 0.0}});
+  CHECK(nn::sync_batch_norm(body, &nccl()) == 22);
+  train::broadcast_state(nccl(), body);
+  Generator gen(100 + static_cast<std::uint64_t>(r));
+  const auto x0 = Tensor<float>::randn(Shape{5 + r, 1, 16, 16}, gen);
+  const auto x = Tensor<float, Cuda>::from_vector(x0.to_vector(), x0.shape());
+  const Tensor<float, Cuda> e = body.forward(x);
+  const Tensor<float, Cuda> loss = ops::mean(e * e);
+  const auto params = body.named_parameters();
+  train::GradientAverager<float, Cuda> avg(avg_comm, 4096);
+  if (overlap) {
+    avg.begin(params, x.dim(0), loss.item());
+    {
+      auto during = avg.overlap();
+      loss.backward();
+    }
+    avg.finish();
+  } else {
+    loss.backward();
+    avg.reduce(params, x.dim(0), loss.item());
+  }
+  Averaged out;
+  out.buckets = avg.buckets_last_step();
+  out.overlapped = avg.buckets_overlapped();
+  for (const auto& [name, p] : params) out.grads.push_back(p.grad().to_vector());  // waits for dml's stream
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("GradientAverager on Cuda over NCCL's asynchronous channel, overlapped with the backward pass, gives "
+          "the blocking result, bit for bit") {
+  if (!gpus_for_every_rank()) return;
+  auto& c = nccl();
+  CHECK(c.supports_async());
+  CHECK((c.async_native() != nullptr));
+  CHECK((c.async_native() != c.native()));
+  CHECK((c.async_stream() != nullptr));
+  CHECK((c.async_stream() != cuda::stream()));
+  DeterministicConv deterministic;
+  BlockingOnly blocking_comm(c);
+  const Averaged blocking = cuda_averaged_gradients(blocking_comm, false);
+  const Averaged during = cuda_averaged_gradients(c, true);
+  const Averaged after = cuda_averaged_gradients(c, false);  // the asynchronous channel, all after the pass
+  CHECK(blocking.overlapped == 0);
+  CHECK(after.overlapped == 0);
+  // 4 KiB buckets over ResNet18 of width 4 (about 45,000 parameters): dozens of buckets, all but
+  // those of the first layers started before the pass ends.
+  if (c.rank() == 0) MESSAGE("buckets started during the backward pass: ", during.overlapped, " of ", during.buckets);
+  CHECK(during.buckets == blocking.buckets);
+  CHECK(during.overlapped > 10);
+  REQUIRE(during.grads.size() == blocking.grads.size());
+  REQUIRE(after.grads.size() == blocking.grads.size());
+  // On 1 or 2 ranks each element is a + b on either communicator (the same sum, commutative), so
+  // the results are equal; on more, the two communicators could associate a sum differently.
+  for (std::size_t i = 0; i < blocking.grads.size(); ++i) {
+    if (c.size() <= 2) {
+      CHECK(during.grads[i] == blocking.grads[i]);
+      CHECK(after.grads[i] == blocking.grads[i]);
+    } else {
+      CHECK(max_rel_diff(during.grads[i], blocking.grads[i]) < 1e-6);
+      CHECK(max_rel_diff(after.grads[i], blocking.grads[i]) < 1e-6);
+    }
+  }
+  // The step left nothing in flight: a synchronize returns, and the device reports no error.
+  c.synchronize();
 }
 
 TEST_CASE("SyncBatchNorm on Cuda over NCCL equals SyncBatchNorm on the host over MPI (uneven batches)") {

@@ -60,10 +60,13 @@ class Collective {
   // start_all_reduce_sum begins data[0..n) becoming the sum over ranks on a
   // channel of its own, ordered only against other started calls (which
   // every rank must start in the same order, with the same sizes); data must
-  // stay untouched until wait_all() returns, which it does once every started
-  // call is complete; poll() lets started calls progress (MPI progresses them
-  // only inside MPI calls). The defaults: no asynchronous channel, start
-  // reduces at once.
+  // stay untouched, and its memory alive, until wait_all() returns. wait_all
+  // returns once every started call is complete or, on device memory, once
+  // they are queued before everything dml queues afterwards (as the blocking
+  // calls on device memory: NCCL makes dml's CUDA stream wait for its side
+  // stream, without a host wait); poll() lets started calls progress (MPI
+  // progresses them only inside MPI calls). The defaults: no asynchronous
+  // channel, start reduces at once.
   virtual bool supports_async() const noexcept { return false; }
   virtual void start_all_reduce_sum(void* data, std::size_t n, CommType type) { all_reduce_sum(data, n, type); }
   virtual void poll() {}

@@ -82,8 +82,9 @@ struct GlobalBatch {
 // Collective's asynchronous channel as soon as the last of its gradients is
 // final. Both ways make the same all-reduce calls on the same buckets, so
 // each element is summed over the same values: on 2 ranks, a + b whichever
-// way, the results are identical; on more, MPI may associate a sum
-// differently on the asynchronous channel (float rounding). Without an
+// way, the results are identical; on more, the asynchronous channel may
+// associate a sum differently (float rounding: MPI may pick another
+// algorithm, NCCL runs it on a second communicator). Without an
 // asynchronous channel (supports_async(), or device memory on a host-memory
 // communicator) the buckets all wait for finish.
 template <class T, class D>
@@ -96,6 +97,16 @@ class GradientAverager {
       : comm_(&c), bucket_elems_(bucket_bytes / sizeof(T)) {
     DML_CHECK(bucket_elems_ >= 1, "GradientAverager: bucket_bytes must hold at least one element, got ",
               bucket_bytes);
+  }
+  // Waits (wait_all) for buckets still being reduced, as after an exception
+  // between begin and finish, so that the bucket and the gradients are not
+  // freed under the reduction. Never throws.
+  ~GradientAverager() {
+    if (!in_flight_) return;
+    try {
+      comm_->wait_all();
+    } catch (...) {
+    }
   }
 
   // After this rank's backward pass over `rows` rows whose mean loss is `loss`:
@@ -164,6 +175,7 @@ class GradientAverager {
     active_ = false;
     while (next_ < buckets_.size()) start(next_++);
     if (async_) comm_->wait_all();
+    in_flight_ = false;
     const std::size_t p = params_.size();
     // Which parameters some rank had a gradient for (the others stay without one).
     std::vector<double> flags(had_grad_);
@@ -280,8 +292,12 @@ class GradientAverager {
       }
       data = bucket_.data() + k.offset;
     }
-    if (async_) comm_->start_all_reduce_sum(data, k.size, comm_type<T>());
-    else all_reduce_sum_on<D>(*comm_, data, k.size);
+    if (async_) {
+      in_flight_ = true;
+      comm_->start_all_reduce_sum(data, k.size, comm_type<T>());
+    } else {
+      all_reduce_sum_on<D>(*comm_, data, k.size);
+    }
     bytes_ += k.size * sizeof(T);
   }
 
@@ -298,6 +314,7 @@ class GradientAverager {
   std::size_t next_ = 0, overlapped_ = 0, bytes_ = 0;
   double weight_ = 0;
   bool async_ = false, active_ = false;
+  bool in_flight_ = false;  // buckets started and not yet waited for
 };
 
 }  // namespace dml::train

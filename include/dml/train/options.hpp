@@ -82,7 +82,7 @@ struct LearnerOptions {
   Collective* collective = nullptr;
   // Data parallel: start all-reducing each bucket of gradients during the
   // backward pass once its gradients are final (GradientAverager::begin), where
-  // the collective has an asynchronous channel (MPI: yes; NCCL: not yet); the
+  // the collective has an asynchronous channel (MPI and NCCL both have one); the
   // result is the same as reducing after the pass (docs/distributed.md).
   bool overlap_all_reduce = true;
   // Data parallel: the size of a gradient bucket.
