@@ -1033,4 +1033,10 @@ int main_with(int argc, char** argv, const char* default_device, RunOn&& run_on)
   }
 }
 
+#if defined(DML_REPRODUCE_RUN_CPU_EXTERN)
+// Compiled once in reproduce_run_cpu.cpp (examples/CMakeLists.txt links it into reproduce and
+// reproduce_cuda); a copy of reproduce.cpp or reproduce.cu built alone instantiates it here.
+extern template int run<dml::Cpu>(const Config&);
+#endif
+
 }  // namespace reproduce
