@@ -69,7 +69,7 @@ cmake --build build/test -j "$jobs"
 done_section "1. build"
 
 section "1. build/test: ctest"
-ctest --test-dir build/test --output-on-failure
+ctest --test-dir build/test --output-on-failure -j "$jobs"
 done_section "1. ctest"
 
 # ---- 2. sanitizers ------------------------------------------------------------------------
@@ -87,7 +87,7 @@ else
   section "2. build/asan: ctest"
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1}" \
   UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}" \
-    ctest --test-dir build/asan --output-on-failure
+    ctest --test-dir build/asan --output-on-failure -j "$jobs"
   done_section "2. asan ctest"
 fi
 
