@@ -49,15 +49,13 @@ for exe in "$build"/fuzz_*; do
 done
 [ ${#readers[@]} -gt 0 ] || { echo "fuzz.sh: no harness built in $build" >&2; exit 1; }
 
-status=0
-report=()
-for r in "${readers[@]}"; do
-  corpus="$build/corpus/$r"
-  findings="$build/findings/$r"
-  log="$build/logs/$r.log"
+# One harness: fuzz it for $seconds, write its report line to $build/logs/<r>.line and return
+# non-zero when it crashed or left a finding.
+fuzz_one() {
+  local r="$1" corpus="$build/corpus/$1" findings="$build/findings/$1" log="$build/logs/$1.log"
   mkdir -p "$corpus" "$findings" "$build/logs"
+  local start rc=0 dt execs n_found line
   start=$(date +%s)
-  rc=0
   "$build/fuzz_$r" "$corpus" "$build/seeds/$r" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$findings/" >"$log" 2>&1 || rc=$?
   dt=$(( $(date +%s) - start ))
@@ -65,12 +63,35 @@ for r in "${readers[@]}"; do
   n_found=$(find "$findings" -type f | wc -l)
   line=$(printf 'fuzz %-12s %12s executions in %5ds, corpus %5d files, %d finding(s)' "$r" "${execs:-?}" "$dt" \
     "$(find "$corpus" -type f | wc -l)" "$n_found")
+  echo "$line" >"$build/logs/$r.line"
+  if [ "$rc" != 0 ] || [ "$n_found" != 0 ]; then
+    {
+      echo "fuzz.sh: $r failed (exit $rc); see $log and $findings/"
+      grep -E "ERROR|SUMMARY|fuzz:|runtime error" "$log" | head -20 || true
+    } >"$build/logs/$r.failure"
+    return 1
+  fi
+}
+
+# The harnesses are single-threaded: $jobs of them at a time (each still gets $seconds).
+rm -f "$build"/logs/*.line "$build"/logs/*.failure
+running=0
+for r in "${readers[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then wait -n || true; running=$((running - 1)); fi
+  fuzz_one "$r" &
+  running=$((running + 1))
+done
+wait || true
+
+status=0
+report=()
+for r in "${readers[@]}"; do
+  line="$(cat "$build/logs/$r.line" 2>/dev/null || echo "fuzz $r: no report (the harness did not finish)")"
   report+=("$line")
   echo "$line"
-  if [ "$rc" != 0 ] || [ "$n_found" != 0 ]; then
+  if [ -f "$build/logs/$r.failure" ] || [ ! -f "$build/logs/$r.line" ]; then
     status=1
-    echo "fuzz.sh: $r failed (exit $rc); see $log and $findings/" >&2
-    grep -E "ERROR|SUMMARY|fuzz:|runtime error" "$log" | head -20 >&2 || true
+    cat "$build/logs/$r.failure" >&2 2>/dev/null || true
   fi
 done
 printf '%s\n' "${report[@]}" >"$build/last_run.txt"
