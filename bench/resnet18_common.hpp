@@ -167,11 +167,4 @@ ConvTimes time_conv(const ConvShape& cs, std::int64_t n, int reps) {
   return t;
 }
 
-#if defined(DML_BENCH_RESNET18_CPU_EXTERN)
-// Compiled once in resnet18_cpu.cpp (bench/CMakeLists.txt links it into bench_resnet18 and
-// bench_resnet18_cuda).
-extern template bool validate<Cpu>(std::vector<float>*);
-extern template ConvTimes time_conv<Cpu>(const ConvShape&, std::int64_t, int);
-#endif
-
 }  // namespace bench
